@@ -1,0 +1,62 @@
+"""The embedding interface: ``embed_batch(texts, mode)`` returns one L2-normalised float32 row per
+text. ``mode`` is ``"document"`` for indexed chunks and ``"query"`` for search queries (models such as
+E5 prefix them differently). Implementations register a factory under a provider name."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from codebase_mcp.errors import CodebaseError
+from codebase_mcp.settings import Settings
+
+Mode = Literal["document", "query"]
+Vectors = npt.NDArray[np.float32]
+
+
+class EmbeddingModel(ABC):
+    #: Name recorded with every vector; vectors of two names are never compared.
+    name: str
+    dimension: int
+
+    @abstractmethod
+    def embed_batch(self, texts: Sequence[str], mode: Mode = "document") -> Vectors:
+        """Embed ``texts``; shape ``(len(texts), dimension)``, rows of unit length."""
+
+    def embed_query(self, text: str) -> Vectors:
+        return self.embed_batch([text], "query")[0]
+
+
+_REGISTRY: dict[str, Callable[[Settings], EmbeddingModel]] = {}
+
+
+def register(provider: str) -> Callable[[Callable[[Settings], EmbeddingModel]], Callable[[Settings], EmbeddingModel]]:
+    def wrap(factory: Callable[[Settings], EmbeddingModel]) -> Callable[[Settings], EmbeddingModel]:
+        _REGISTRY[provider] = factory
+        return factory
+
+    return wrap
+
+
+def create_model(settings: Settings) -> EmbeddingModel:
+    # Importing the implementations registers them.
+    from codebase_mcp.embeddings import fake, http, local  # noqa: F401
+
+    factory = _REGISTRY.get(settings.embedding_provider)
+    if factory is None:
+        raise CodebaseError(
+            f"Unknown embedding provider {settings.embedding_provider!r}; choose one of "
+            f"{', '.join(sorted(_REGISTRY))}."
+        )
+    return factory(settings)
+
+
+def normalise(vectors: npt.ArrayLike) -> Vectors:
+    array = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (array / norms).astype(np.float32)

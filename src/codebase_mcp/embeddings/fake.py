@@ -1,0 +1,39 @@
+"""A deterministic embedding model for tests: texts that share code tokens get similar vectors
+(hashed bag of tokens), and the model counts its calls."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from codebase_mcp.embeddings.base import EmbeddingModel, Mode, Vectors, normalise, register
+from codebase_mcp.indexing.tokens import code_tokens
+from codebase_mcp.settings import Settings
+
+
+class FakeEmbeddingModel(EmbeddingModel):
+    def __init__(self, dimension: int = 64, name: str = "fake-hash-64") -> None:
+        self.name = name
+        self.dimension = dimension
+        self.calls = 0
+        self.texts_embedded = 0
+
+    def embed_batch(self, texts: Sequence[str], mode: Mode = "document") -> Vectors:
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in code_tokens(text) or [text]:
+                digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
+                bucket = int.from_bytes(digest[:4], "little") % self.dimension
+                sign = 1.0 if digest[4] & 1 else -1.0
+                out[row, bucket] += sign
+        out[np.all(out == 0, axis=1), 0] = 1.0
+        return normalise(out)
+
+
+@register("fake")
+def _factory(settings: Settings) -> EmbeddingModel:
+    return FakeEmbeddingModel(dimension=settings.embedding_dimension or 64)

@@ -1,0 +1,58 @@
+"""What looks like a secret: by file name (never opened) and by content (checked before storing)."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import PurePosixPath
+
+# Lower-cased file names (globs) that hold secrets or credentials.
+SECRET_NAME_GLOBS: tuple[str, ...] = (
+    ".env", ".env.*", "*.env", ".envrc",
+    "id_rsa", "id_rsa.*", "id_dsa", "id_dsa.*", "id_ecdsa", "id_ecdsa.*", "id_ed25519", "id_ed25519.*",
+    "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.crt", "*.cer", "*.der", "*.csr",
+    "*.p8", "*.ppk", "*.gpg", "*.pgp", "*.kdbx", "*.ovpn",
+    "credentials", "credentials.*", "*.credentials", "*credentials*.json",
+    ".netrc", "_netrc", ".npmrc", ".pypirc", ".pgpass", ".htpasswd", ".git-credentials", ".dockercfg",
+    "kubeconfig", "*.kubeconfig", "service-account*.json", "*service_account*.json",
+    "application_default_credentials.json", "client_secret*.json", "secrets.yml", "secrets.yaml",
+    "secrets.json", "*.secret", "*.secrets", "*.tfstate", "*.tfstate.*", "*.tfvars", "*.tfvars.json",
+    "token.json", "*.token",
+)
+# Templates of secret files are meant to be shared (their content is still checked).
+SECRET_NAME_ALLOW: tuple[str, ...] = (".env.example", ".env.sample", ".env.template", ".env.dist")
+# Directories whose every file is a credential or a cloud configuration.
+SECRET_DIRS: frozenset[str] = frozenset({".aws", ".ssh", ".gnupg", ".kube", ".docker", ".azure", "gcloud"})
+
+_CONTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
+    ("aws_access_key", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
+    ("aws_secret_key", re.compile(r"(?i)aws_?secret_?access_?key\s*[:=]\s*['\"]?[A-Za-z0-9/+=]{40}")),
+    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{60,})\b")),
+    ("gitlab_token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}\b")),
+    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")),
+    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("stripe_key", re.compile(r"\b[sr]k_live_[0-9A-Za-z]{20,}\b")),
+    ("openai_key", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{32,}\b")),
+    ("anthropic_key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{32,}\b")),
+    ("gcp_service_account", re.compile(r"\"type\"\s*:\s*\"service_account\"")),
+)
+
+
+def secret_by_name(rel_path: str) -> bool:
+    """True when the path's name or one of its folders marks it as a secret."""
+    path = PurePosixPath(rel_path)
+    name = path.name.lower()
+    if any(part.lower() in SECRET_DIRS for part in path.parts[:-1]):
+        return True
+    if name in SECRET_NAME_ALLOW:
+        return False
+    return any(fnmatch.fnmatchcase(name, glob) for glob in SECRET_NAME_GLOBS)
+
+
+def secret_in_text(text: str) -> str | None:
+    """The kind of secret found in ``text``, or None."""
+    for kind, pattern in _CONTENT_PATTERNS:
+        if pattern.search(text):
+            return kind
+    return None

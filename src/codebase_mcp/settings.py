@@ -1,0 +1,71 @@
+"""One typed settings object. Every field can be set with an environment variable
+``CODEBASE_MCP_<FIELD>`` (for example ``CODEBASE_MCP_HOME``); ``DATABASE_URL`` is also read as is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("codebase-mcp", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CODEBASE_MCP_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Data directory: the embedded PostgreSQL cluster and logs live under it.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CODEBASE_MCP_DATABASE_URL", "DATABASE_URL"),
+        description="External PostgreSQL (with pgvector). Unset: an embedded server under `home`.",
+    )
+    embedding_provider: Literal["local", "fake", "http"] = Field(
+        default="local", description="Which embedding model implementation to use."
+    )
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Model name. For the http provider, the model the server should use.",
+    )
+    embedding_url: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible or Ollama server (http provider), e.g. "
+        "http://127.0.0.1:11434/v1",
+    )
+    embedding_api_key: str | None = Field(default=None, description="Bearer token for the http provider.")
+    embedding_dimension: int | None = Field(
+        default=None, description="Vector dimension of the http provider's model (checked on every batch)."
+    )
+    embedding_threads: int = Field(
+        default=2, ge=1, le=64, description="CPU threads the local model may use."
+    )
+    embedding_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per embedding call.")
+    max_file_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Files larger than this are skipped (reason: too_large)."
+    )
+    max_line_length: int = Field(
+        default=1000,
+        ge=80,
+        description="A file whose average line is longer, or that has a line over 20x this, is treated "
+        "as minified/generated and skipped.",
+    )
+    chunk_max_chars: int = Field(
+        default=1500, ge=200, description="Chunk budget in characters (about 4 characters per token)."
+    )
+    store_batch_files: int = Field(
+        default=200, ge=1, description="Files written per transaction while storing text and chunks."
+    )
+    search_candidates: int = Field(
+        default=60, ge=10, le=1000, description="Candidates taken from each retriever before fusion."
+    )
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,113 @@
+"""Connecting to PostgreSQL: the embedded server by default, an external one with DATABASE_URL.
+
+``open_database`` makes sure the database exists, that pgvector is installed, and that the schema is
+migrated, then returns a connection pool whose connections know the ``vector`` type.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector_async
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from codebase_mcp.errors import DatabaseUnavailable
+from codebase_mcp.settings import Settings
+from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri, start_embedded
+from codebase_mcp.storage.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.AsyncConnection[dict[str, Any]]
+
+
+@dataclass
+class Database:
+    """A migrated database and a pool of connections to it."""
+
+    url: str
+    pool: AsyncConnectionPool[Conn]
+    embedded: bool
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Conn]:
+        async with self.pool.connection() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def _describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the configured database"
+    host = info.get("host") or "localhost"
+    return f"{info.get('dbname') or '?'} on {host}:{info.get('port') or 5432}"
+
+
+async def _ensure_database(server_uri: str, name: str) -> None:
+    async with await psycopg.AsyncConnection.connect(server_uri, autocommit=True) as conn:
+        cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if await cur.fetchone() is None:
+            try:
+                await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process created it first
+
+
+async def _check_pgvector(conn: psycopg.AsyncConnection[Any], where: str) -> None:
+    cur = await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+    if await cur.fetchone() is None:
+        raise DatabaseUnavailable(
+            f"The PostgreSQL server at {where} does not have the pgvector extension. Install pgvector "
+            "on that server (https://github.com/pgvector/pgvector#installation), or unset DATABASE_URL "
+            "to use the embedded PostgreSQL that ships with codebase-mcp."
+        )
+
+
+async def _configure(conn: Conn) -> None:
+    await register_vector_async(conn)
+
+
+async def open_database(settings: Settings, *, min_size: int = 1, max_size: int = 8) -> Database:
+    if settings.database_url:
+        url = settings.database_url
+        embedded = False
+    else:
+        server_uri = start_embedded(settings.home)
+        await _ensure_database(server_uri, DATABASE_NAME)
+        url = database_uri(server_uri, DATABASE_NAME)
+        embedded = True
+    where = "the embedded server" if embedded else _describe(url)
+    try:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await _check_pgvector(conn, where)
+            applied = await migrate(conn)
+            if applied:
+                log.info("schema migrated: %s", ", ".join(applied))
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"Cannot connect to PostgreSQL ({where}): {str(exc).strip().splitlines()[0]}. Check "
+            "DATABASE_URL, or unset it to use the embedded server."
+        ) from exc
+    pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row},
+        configure=_configure,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+    )
+    await pool.open(wait=True, timeout=30)
+    return Database(url=url, pool=pool, embedded=embedded)

@@ -1,0 +1,53 @@
+"""Versioned schema migrations: numbered SQL files in ``migrations/``, applied in order, each in its
+own transaction, under an advisory lock so that concurrent processes apply each file once."""
+
+from __future__ import annotations
+
+import logging
+import re
+from importlib import resources
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+_LOCK_KEY = 0x636F6465  # "code"
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def available_migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) for each migration shipped with the package, in order."""
+    found = []
+    for entry in resources.files("codebase_mcp.storage.migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def migrate(conn: psycopg.AsyncConnection[object]) -> list[str]:
+    """Apply the migrations this database lacks; return the names applied. ``conn`` must be in
+    autocommit mode (each migration gets its own transaction)."""
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cur = await conn.execute("SELECT version FROM schema_migrations")
+        done = {row[0] for row in await cur.fetchall()}  # type: ignore[index]
+        for version, name, sql in available_migrations():
+            if version in done:
+                continue
+            log.info("applying migration %s", name)
+            async with conn.transaction():
+                await conn.execute(sql.encode())
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+                )
+            applied.append(name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied
