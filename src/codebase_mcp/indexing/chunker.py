@@ -153,7 +153,8 @@ def _own_name(node: ts.Node) -> str | None:
     if node.type == "decorated_definition":
         inner = node.child_by_field_name("definition")
         return _name(inner) if inner is not None else None
-    for field in ("name", "type"):
+    fields = ("name", "type") if node.type == "impl_item" else ("name",)  # Rust: impl <type>
+    for field in fields:
         child = node.child_by_field_name(field)
         if child is not None:
             return _clean_name(_text(child))
@@ -211,7 +212,7 @@ def _syntax_segments(root: ts.Node, budget: int) -> list[_Segment]:
                 ):
                     start = children[back].start_point[0]
                     back -= 1
-                kind = "function" if arrow else _kind(child, inside)
+                kind = "function" if arrow else _kind(child, inside or child.child_by_field_name("receiver") is not None)
                 too_big = child.end_byte - child.start_byte > budget
                 if too_big and not arrow and _is_container(child):
                     segments.append(_Segment(start, child.end_point[0], "container:" + kind, symbol))

@@ -1,0 +1,261 @@
+"""The ``codebase-mcp`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from codebase_mcp.cli.progress import progress_reporter
+from codebase_mcp.errors import CodebaseError, InvalidInput, NotFound
+from codebase_mcp.logging_setup import setup_logging
+from codebase_mcp.runtime import open_runtime
+from codebase_mcp.search.filters import SearchFilters
+from codebase_mcp.settings import Settings
+from codebase_mcp.storage import repo_store
+
+app = typer.Typer(
+    name="codebase-mcp",
+    help="Index code repositories into PostgreSQL + pgvector and search them; serve them over MCP.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("codebase_mcp.cli")
+T = TypeVar("T")
+
+ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project the repository belongs to.")]
+
+
+def _run(make: Callable[[Settings], Awaitable[T]], *, verbose: bool = False) -> T:
+    """Run one command: user errors become a message and exit code 2 (bad input) or 1."""
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic validation of environment variables
+        err.print(f"[red]error:[/] invalid setting: {exc}")
+        raise typer.Exit(2) from None
+    log_file = setup_logging(settings.home, verbose=verbose)
+    try:
+        return asyncio.run(make(settings))
+    except (InvalidInput, NotFound) as exc:
+        err.print(f"[red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+    except CodebaseError as exc:
+        err.print(f"[red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; what was committed stays indexed.")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        log.exception("internal error")
+        where = f" Details are in {log_file}." if log_file else ""
+        err.print(f"[red]internal error:[/] {type(exc).__name__}: {exc}.{where}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def index(
+    path: Annotated[str, typer.Argument(help="Root directory of the repository.")],
+    project: ProjectOpt = "default",
+    force: Annotated[bool, typer.Option("--force", help="Re-read and re-embed every file.")] = False,
+    no_embed: Annotated[bool, typer.Option("--no-embed", help="Store text and keyword index only.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Index (or re-index, incrementally) a repository."""
+
+    async def go(settings: Settings) -> None:
+        async with open_runtime(settings) as rt:
+            with progress_reporter(err) as report:
+                state = await rt.indexer.index(path, project_id=project, force=force, progress=report,
+                                               embed=not no_embed)
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(state.skip_reasons.items())) or "none"
+        out.print(
+            f"indexed {path}: {state.files_indexed} files written, {state.files_unchanged} unchanged, "
+            f"{state.files_deleted} removed, {state.chunks_created} chunks, "
+            f"{state.chunks_embedded} embedded ({state.embeddings_from_cache} from cache); "
+            f"skipped: {skipped}",
+            highlight=False,
+        )
+
+    _run(go, verbose=verbose)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Natural-language description or identifier.")],
+    project: ProjectOpt = "default",
+    repo: Annotated[str | None, typer.Option("--repo", "-r", help="Repository id, path or name.")] = None,
+    language: Annotated[str | None, typer.Option("--language", "-l")] = None,
+    file_type: Annotated[str | None, typer.Option("--type", "-t", help="File extension, e.g. py.")] = None,
+    directory: Annotated[str | None, typer.Option("--path", help="Path prefix inside the repository.")] = None,
+    glob: Annotated[str | None, typer.Option("--glob", help="Path glob, e.g. 'src/**/*.ts'.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=50)] = 10,
+    mode: Annotated[str, typer.Option(help="hybrid, keyword or dense.")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Search indexed code."""
+    if mode not in {"hybrid", "keyword", "dense"}:
+        err.print("[red]error:[/] --mode must be hybrid, keyword or dense.")
+        raise typer.Exit(2)
+
+    async def go(settings: Settings) -> None:
+        async with open_runtime(settings) as rt:
+            filters = SearchFilters(repo, language, file_type, directory, glob)
+            result = await rt.search.search(query, project_id=project, filters=filters, limit=limit,
+                                            mode=mode)  # type: ignore[arg-type]
+        if as_json:
+            payload = {"query": result.query, "total_count": result.total_count,
+                       "latency_ms": result.latency_ms, "results": [h.to_dict() for h in result.hits]}
+            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+            return
+        if not result.hits:
+            out.print("no results")
+            return
+        for n, hit in enumerate(result.hits, 1):
+            symbol = f" {hit.symbol}" if hit.symbol else ""
+            out.print(
+                f"[bold]{n}. {hit.path}:{hit.start_line}-{hit.end_line}[/]{symbol} "
+                f"[dim]({hit.kind}, {hit.language}, {hit.repository}, score {hit.score:.3f})[/]",
+                highlight=False,
+            )
+            snippet = hit.content.splitlines()[:12]
+            for line in snippet:
+                out.print("    " + line, highlight=False, markup=False)
+            if len(hit.content.splitlines()) > 12 or hit.truncated:
+                out.print("    …", highlight=False)
+        out.print(f"[dim]{len(result.hits)} of {result.total_count} candidates in {result.latency_ms} ms[/]")
+
+    _run(go)
+
+
+@app.command()
+def repos(
+    project: Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List indexed repositories."""
+
+    async def go(settings: Settings) -> None:
+        async with open_runtime(settings) as rt, rt.db.connection() as conn:
+            rows = await repo_store.list_repositories(conn, project)
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2, default=_json_default) + "\n")
+            return
+        if not rows:
+            out.print("no repositories indexed yet: run `codebase-mcp index PATH`")
+            return
+        table = Table("id", "project", "name", "path", "files", "chunks", "embedded", "skipped", "last indexed")
+        for r in rows:
+            coverage = f"{r['embedded']}/{r['chunks']}"
+            last = r["last_indexed_at"].strftime("%Y-%m-%d %H:%M") if r["last_indexed_at"] else "never"
+            table.add_row(str(r["id"]), r["project_id"], r["name"], r["root_path"], str(r["files"]),
+                          str(r["chunks"]), coverage, str(r["skipped"]), last)
+        out.print(table)
+
+    _run(go)
+
+
+@app.command()
+def forget(
+    repository: Annotated[str, typer.Argument(help="Repository id, path or name.")],
+    project: ProjectOpt = "default",
+) -> None:
+    """Remove a repository and everything indexed from it."""
+
+    async def go(settings: Settings) -> None:
+        async with open_runtime(settings) as rt, rt.db.connection() as conn:
+            repo = await repo_store.find_repository(conn, project, _repo_ref(repository))
+            await repo_store.forget_repository(conn, int(repo["id"]))
+        out.print(f"forgot {repo['root_path']} (id {repo['id']})", highlight=False)
+
+    _run(go)
+
+
+@app.command()
+def skipped(
+    repository: Annotated[str, typer.Argument(help="Repository id, path or name.")],
+    project: ProjectOpt = "default",
+    reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show what the last index of a repository left out, and why."""
+
+    async def go(settings: Settings) -> None:
+        async with open_runtime(settings) as rt, rt.db.connection() as conn:
+            repo = await repo_store.find_repository(conn, project, _repo_ref(repository))
+            rows = await repo_store.skipped_files(conn, int(repo["id"]))
+        if reason:
+            rows = [r for r in rows if r[1] == reason]
+        if as_json:
+            sys.stdout.write(json.dumps([{"path": p, "reason": r} for p, r in rows], indent=2) + "\n")
+            return
+        counts: dict[str, int] = {}
+        for _, r in rows:
+            counts[r] = counts.get(r, 0) + 1
+        for r, n in sorted(counts.items()):
+            out.print(f"{r}: {n}", highlight=False)
+        for p, r in rows:
+            out.print(f"  {r:<24} {p}", highlight=False, markup=False)
+
+    _run(go)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show the database in use and what is indexed."""
+
+    async def go(settings: Settings) -> None:
+        async with open_runtime(settings) as rt, rt.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT current_setting('server_version') AS server, "
+                " (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector, "
+                " (SELECT max(version) FROM schema_migrations) AS schema_version, "
+                " (SELECT count(*) FROM projects) AS projects, (SELECT count(*) FROM repositories) AS repositories, "
+                " (SELECT count(*) FROM files) AS files, (SELECT count(*) FROM chunks) AS chunks, "
+                " (SELECT count(*) FROM chunks WHERE embedding IS NOT NULL) AS embedded, "
+                " (SELECT count(*) FROM embedding_cache) AS cached_vectors, "
+                " pg_size_pretty(pg_database_size(current_database())) AS size"
+            )
+            row: dict[str, Any] = dict(await cur.fetchone() or {})
+        row["database"] = "embedded" if rt.db.embedded else "external"
+        row["data_dir"] = str(settings.home) if rt.db.embedded else None
+        row["embedding_model"] = f"{rt.model.name} ({rt.model.dimension} dimensions)"
+        if as_json:
+            sys.stdout.write(json.dumps(row, indent=2, default=_json_default) + "\n")
+            return
+        for key, value in row.items():
+            out.print(f"{key:<16} {value}", highlight=False)
+
+    _run(go)
+
+
+def _repo_ref(value: str) -> str:
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    return value
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
