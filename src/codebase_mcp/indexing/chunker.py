@@ -48,6 +48,7 @@ _ATTACHED = ("comment", "decorator", "attribute_item", "annotation", "attribute"
 _NAME_TYPES = frozenset({"identifier", "type_identifier", "constant", "simple_identifier", "name",
                          "property_identifier", "field_identifier", "word", "qualified_identifier",
                          "scoped_identifier", "scoped_type_identifier", "generic_type"})
+_WRAPPERS = frozenset({"export_statement", "template_declaration", "ambient_declaration"})
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _MD_FENCE = re.compile(r"^\s*(```|~~~)")
 
@@ -194,17 +195,27 @@ def _arrow_function_name(node: ts.Node) -> str | None:
     return None
 
 
+def _unwrap(node: ts.Node) -> ts.Node:
+    """The definition inside ``export ...`` (JS/TS) or ``template <...>`` (C++), else the node."""
+    if node.type in _WRAPPERS:
+        for child in node.named_children:
+            if _is_definition(child) or _arrow_function_name(child):
+                return child
+    return node
+
+
 def _syntax_segments(root: ts.Node, budget: int) -> list[_Segment]:
     segments: list[_Segment] = []
 
     def visit(node: ts.Node, prefix: str | None, inside: bool) -> None:
         children = node.named_children
-        for index, child in enumerate(children):
+        for index, outer in enumerate(children):
+            child = _unwrap(outer)
             arrow = _arrow_function_name(child)
             if _is_definition(child) or arrow:
                 name = arrow or _name(child)
                 symbol = f"{prefix}.{name}" if prefix and name else (name or prefix)
-                start = child.start_point[0]
+                start = outer.start_point[0]
                 back = index - 1
                 # comments, decorators and attributes right above belong to the definition
                 while back >= 0 and any(a in children[back].type for a in _ATTACHED) and (
@@ -212,13 +223,14 @@ def _syntax_segments(root: ts.Node, budget: int) -> list[_Segment]:
                 ):
                     start = children[back].start_point[0]
                     back -= 1
-                kind = "function" if arrow else _kind(child, inside or child.child_by_field_name("receiver") is not None)
-                too_big = child.end_byte - child.start_byte > budget
+                receiver = child.child_by_field_name("receiver") is not None
+                kind = "function" if arrow else _kind(child, inside or receiver)
+                too_big = outer.end_byte - outer.start_byte > budget
                 if too_big and not arrow and _is_container(child):
-                    segments.append(_Segment(start, child.end_point[0], "container:" + kind, symbol))
+                    segments.append(_Segment(start, outer.end_point[0], "container:" + kind, symbol))
                     visit(child, symbol, True)
                 else:
-                    segments.append(_Segment(start, child.end_point[0], kind, symbol))
+                    segments.append(_Segment(start, outer.end_point[0], kind, symbol))
             elif child.named_child_count:
                 visit(child, prefix, inside)
 

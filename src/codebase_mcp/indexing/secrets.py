@@ -14,7 +14,7 @@ SECRET_NAME_GLOBS: tuple[str, ...] = (
     "*.p8", "*.ppk", "*.gpg", "*.pgp", "*.kdbx", "*.ovpn",
     "credentials", "credentials.*", "*.credentials", "*credentials*.json",
     ".netrc", "_netrc", ".npmrc", ".pypirc", ".pgpass", ".htpasswd", ".git-credentials", ".dockercfg",
-    "kubeconfig", "*.kubeconfig", "service-account*.json", "*service_account*.json",
+    "kubeconfig", "*.kubeconfig", "*service-account*.json", "*service_account*.json",
     "application_default_credentials.json", "client_secret*.json", "secrets.yml", "secrets.yaml",
     "secrets.json", "*.secret", "*.secrets", "*.tfstate", "*.tfstate.*", "*.tfvars", "*.tfvars.json",
     "token.json", "*.token",

@@ -1,0 +1,79 @@
+"""The real CLI, as a subprocess, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.conftest import cli_command
+
+
+def run(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*cli_command(), *args], env=env, capture_output=True, text=True, timeout=300)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def search_json(env: dict[str, str], query: str, *extra: str) -> list[dict[str, object]]:
+    proc = run(env, "search", query, "--json", *extra)
+    payload = json.loads(proc.stdout)
+    assert payload["query"] == query and isinstance(payload["latency_ms"], float)
+    results: list[dict[str, object]] = payload["results"]
+    return results
+
+
+def test_index_search_reindex_forget(cli_env: dict[str, str], polyglot: Path) -> None:
+    (polyglot / ".env").write_text("API_TOKEN=supersecret-cli\n")
+    (polyglot / "logo.bin").write_bytes(b"\x89PNG\x00\x00supersecret-bin")
+    first = run(cli_env, "index", str(polyglot))
+    assert "20 files written" in first.stdout and "secret 1" in first.stdout and "binary 1" in first.stdout
+
+    hits = search_json(cli_env, "TokenBucket Allow")
+    assert hits[0]["path"] == "native/ratelimit.go" and hits[0]["symbol"] == "TokenBucket.Allow"
+    assert {"repository", "start_line", "end_line", "kind", "language", "score", "content"} <= set(hits[0])
+    readable = run(cli_env, "search", "slugify title")
+    assert "native/slugify.rb" in readable.stdout
+    assert not any("supersecret" in json.dumps(h) for h in search_json(cli_env, "supersecret API_TOKEN"))
+
+    (polyglot / "native" / "slugify.rb").unlink()
+    (polyglot / "src" / "taxes.py").write_text("def vat_for_country(code):\n    return 0.2\n")
+    second = run(cli_env, "index", str(polyglot))
+    assert "1 files written" in second.stdout and "1 removed" in second.stdout
+    assert search_json(cli_env, "vat_for_country")[0]["path"] == "src/taxes.py"
+    assert all(h["path"] != "native/slugify.rb" for h in search_json(cli_env, "slugify"))
+
+    repos = json.loads(run(cli_env, "repos", "--json").stdout)
+    assert len(repos) == 1 and repos[0]["files"] == 20 and repos[0]["embedded"] == repos[0]["chunks"]
+    skipped = json.loads(run(cli_env, "skipped", str(polyglot), "--json").stdout)
+    assert {"path": ".env", "reason": "secret"} in skipped
+
+    status = json.loads(run(cli_env, "status", "--json").stdout)
+    assert status["database"] == "external" and status["files"] == 20
+
+    run(cli_env, "forget", str(polyglot))
+    assert json.loads(run(cli_env, "repos", "--json").stdout) == []
+    assert search_json(cli_env, "TokenBucket") == []
+
+
+def test_bad_input_gives_clear_errors_and_exit_codes(cli_env: dict[str, str], polyglot: Path) -> None:
+    missing = run(cli_env, "index", str(polyglot / "nope"), ok=False)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    not_dir = run(cli_env, "index", str(polyglot / "src" / "billing.py"), ok=False)
+    assert not_dir.returncode == 2 and "not a directory" in not_dir.stderr
+    empty = run(cli_env, "search", "   ", ok=False)
+    assert empty.returncode == 2 and "query is empty" in empty.stderr
+    bad_limit = run(cli_env, "search", "x", "--limit", "0", ok=False)
+    assert bad_limit.returncode == 2
+    unknown = run(cli_env, "forget", "no-such-repo", ok=False)
+    assert unknown.returncode == 2 and "No repository" in unknown.stderr
+    bad_project = run(cli_env, "index", str(polyglot), "--project", "../etc", ok=False)
+    assert bad_project.returncode == 2 and "Invalid project id" in bad_project.stderr
+
+
+def test_unreachable_database_is_a_clear_error(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2"}
+    proc = run(env, "status", ok=False)
+    assert proc.returncode == 1 and "Cannot connect to PostgreSQL" in proc.stderr
+    assert "Traceback" not in proc.stderr
