@@ -36,16 +36,13 @@ class Settings(BaseSettings):
     )
     embedding_url: str | None = Field(
         default=None,
-        description="Base URL of an OpenAI-compatible or Ollama server (http provider), e.g. "
-        "http://127.0.0.1:11434/v1",
+        description="Base URL of an OpenAI-compatible or Ollama server (http provider), e.g. http://127.0.0.1:11434/v1",
     )
     embedding_api_key: str | None = Field(default=None, description="Bearer token for the http provider.")
     embedding_dimension: int | None = Field(
         default=None, description="Vector dimension of the http provider's model (checked on every batch)."
     )
-    embedding_threads: int = Field(
-        default=2, ge=1, le=64, description="CPU threads the local model may use."
-    )
+    embedding_threads: int = Field(default=2, ge=1, le=64, description="CPU threads the local model may use.")
     embedding_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per embedding call.")
     max_file_bytes: int = Field(
         default=1_000_000, ge=1024, description="Files larger than this are skipped (reason: too_large)."

@@ -53,7 +53,9 @@ def test_each_language_yields_its_definitions(rel: str) -> None:
 
 def big_python_class(methods: int) -> str:
     body = "\n\n".join(
-        f"    def method_{i}(self, value):\n        '''Method {i}.'''\n" + "        value += 1\n" * 8 + "        return value"
+        f"    def method_{i}(self, value):\n        '''Method {i}.'''\n"
+        + "        value += 1\n" * 8
+        + "        return value"
         for i in range(methods)
     )
     return f"import os\n\n\nclass Service:\n    name = 'svc'\n\n{body}\n\n\ndef helper():\n    return 2\n"

@@ -69,9 +69,7 @@ async def test_force_rebuilds_and_copies_cost_nothing(
     assert await scalar(db, "SELECT count(DISTINCT repository_id) FROM chunks") == 2
 
 
-async def test_switching_model_reembeds_and_never_mixes(
-    db: Database, settings: Settings, polyglot: Path
-) -> None:
+async def test_switching_model_reembeds_and_never_mixes(db: Database, settings: Settings, polyglot: Path) -> None:
     small = FakeEmbeddingModel(dimension=32, name="fake-32")
     await Indexer(db, small, settings).index(polyglot)
     large = FakeEmbeddingModel(dimension=48, name="fake-48")
@@ -96,8 +94,9 @@ async def test_secrets_and_binaries_never_reach_the_database(
     assert result.skip_reasons["secret"] == 2 and result.skip_reasons["secret_content"] == 1
     assert result.skip_reasons["binary"] == 1
     leaked = await scalar(
-        db, "SELECT count(*) FROM (SELECT content FROM files UNION ALL SELECT content FROM chunks) t "
-        "WHERE content LIKE '%%hunter2%%'"
+        db,
+        "SELECT count(*) FROM (SELECT content FROM files UNION ALL SELECT content FROM chunks) t "
+        "WHERE content LIKE '%%hunter2%%'",
     )
     assert leaked == 0
     skipped = await scalar(db, "SELECT array_agg(path ORDER BY path) FROM skipped_files")
@@ -130,15 +129,17 @@ async def test_cancel_keeps_what_was_committed(
     stored = await scalar(db, "SELECT count(*) FROM files")
     assert stored == 2 * settings.store_batch_files
     # every stored file is complete: it has chunks
-    assert await scalar(db, "SELECT count(*) FROM files f WHERE NOT EXISTS "
-                            "(SELECT 1 FROM chunks c WHERE c.file_id = f.id)") == 0
+    assert (
+        await scalar(
+            db, "SELECT count(*) FROM files f WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.file_id = f.id)"
+        )
+        == 0
+    )
     resumed = await indexer.index(polyglot)
     assert resumed.files_indexed == 20 - stored and resumed.files_unchanged == stored
 
 
-async def test_a_crash_mid_batch_leaves_no_half_indexed_file(
-    db: Database, settings: Settings, polyglot: Path
-) -> None:
+async def test_a_crash_mid_batch_leaves_no_half_indexed_file(db: Database, settings: Settings, polyglot: Path) -> None:
     class Exploding(FakeEmbeddingModel):
         def embed_batch(self, texts, mode="document"):  # type: ignore[no-untyped-def]
             raise RuntimeError("model crashed")
@@ -158,7 +159,9 @@ async def test_a_crash_mid_batch_leaves_no_half_indexed_file(
     ("path", "message"),
     [("", "empty"), ("/no/such/dir", "does not exist"), ("\x00x", "NUL")],
 )
-async def test_bad_paths(db: Database, settings: Settings, fake_model: FakeEmbeddingModel, path: str, message: str) -> None:
+async def test_bad_paths(
+    db: Database, settings: Settings, fake_model: FakeEmbeddingModel, path: str, message: str
+) -> None:
     with pytest.raises(InvalidInput, match=message):
         await Indexer(db, fake_model, settings).index(path)
 

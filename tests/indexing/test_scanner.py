@@ -74,8 +74,20 @@ def test_symlinks_are_never_followed(tmp_path: Path) -> None:
 
 
 def test_secrets_by_name_are_never_listed(tmp_path: Path) -> None:
-    names = [".env", ".env.local", "config/prod.env", "id_rsa", "server.pem", "tls.key", "creds/credentials",
-             ".aws/credentials", ".npmrc", "terraform.tfstate", "gcp-service-account.json", ".ssh/config"]
+    names = [
+        ".env",
+        ".env.local",
+        "config/prod.env",
+        "id_rsa",
+        "server.pem",
+        "tls.key",
+        "creds/credentials",
+        ".aws/credentials",
+        ".npmrc",
+        "terraform.tfstate",
+        "gcp-service-account.json",
+        ".ssh/config",
+    ]
     for rel in names:
         write(tmp_path, rel, "value\n")
     write(tmp_path, ".env.example", "API_KEY=\n")

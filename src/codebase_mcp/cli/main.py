@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -38,7 +38,7 @@ T = TypeVar("T")
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project the repository belongs to.")]
 
 
-def _run(make: Callable[[Settings], Awaitable[T]], *, verbose: bool = False) -> T:
+def _run(make: Callable[[Settings], Coroutine[Any, Any, T]], *, verbose: bool = False) -> T:
     """Run one command: user errors become a message and exit code 2 (bad input) or 1."""
     try:
         settings = Settings()
@@ -77,8 +77,9 @@ def index(
     async def go(settings: Settings) -> None:
         async with open_runtime(settings) as rt:
             with progress_reporter(err) as report:
-                state = await rt.indexer.index(path, project_id=project, force=force, progress=report,
-                                               embed=not no_embed)
+                state = await rt.indexer.index(
+                    path, project_id=project, force=force, progress=report, embed=not no_embed
+                )
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(state.skip_reasons.items())) or "none"
         out.print(
             f"indexed {path}: {state.files_indexed} files written, {state.files_unchanged} unchanged, "
@@ -112,11 +113,14 @@ def search(
     async def go(settings: Settings) -> None:
         async with open_runtime(settings) as rt:
             filters = SearchFilters(repo, language, file_type, directory, glob)
-            result = await rt.search.search(query, project_id=project, filters=filters, limit=limit,
-                                            mode=mode)  # type: ignore[arg-type]
+            result = await rt.search.search(query, project_id=project, filters=filters, limit=limit, mode=mode)  # type: ignore[arg-type]
         if as_json:
-            payload = {"query": result.query, "total_count": result.total_count,
-                       "latency_ms": result.latency_ms, "results": [h.to_dict() for h in result.hits]}
+            payload = {
+                "query": result.query,
+                "total_count": result.total_count,
+                "latency_ms": result.latency_ms,
+                "results": [h.to_dict() for h in result.hits],
+            }
             sys.stdout.write(json.dumps(payload, indent=2) + "\n")
             return
         if not result.hits:
@@ -159,8 +163,17 @@ def repos(
         for r in rows:
             coverage = f"{r['embedded']}/{r['chunks']}"
             last = r["last_indexed_at"].strftime("%Y-%m-%d %H:%M") if r["last_indexed_at"] else "never"
-            table.add_row(str(r["id"]), r["project_id"], r["name"], r["root_path"], str(r["files"]),
-                          str(r["chunks"]), coverage, str(r["skipped"]), last)
+            table.add_row(
+                str(r["id"]),
+                r["project_id"],
+                r["name"],
+                r["root_path"],
+                str(r["files"]),
+                str(r["chunks"]),
+                coverage,
+                str(r["skipped"]),
+                last,
+            )
         out.print(table)
 
     _run(go)

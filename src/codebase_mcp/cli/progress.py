@@ -48,19 +48,24 @@ def progress_reporter(console: Console) -> Iterator[Callable[[IndexProgress], No
                     tasks[key] = bar.add_task(key, total=max(total, 1), rate="")
                     started[key] = time.monotonic()
                 elapsed = max(time.monotonic() - started[key], 1e-6)
-                bar.update(tasks[key], completed=done, total=max(total, 1),
-                           rate=f"{done / elapsed:,.0f} {unit}/s · {p.chunks_created} chunks")
+                bar.update(
+                    tasks[key],
+                    completed=done,
+                    total=max(total, 1),
+                    rate=f"{done / elapsed:,.0f} {unit}/s · {p.chunks_created} chunks",
+                )
 
             yield update
         return
 
-    last = {"t": 0.0, "phase": ""}
+    last_time = [0.0]
+    last_phase = [""]
 
     def plain(p: IndexProgress) -> None:
         now = time.monotonic()
-        if p.phase == last["phase"] and now - float(last["t"]) < 2.0:
+        if p.phase == last_phase[0] and now - last_time[0] < 2.0:
             return
-        last.update(t=now, phase=p.phase)
+        last_time[0], last_phase[0] = now, p.phase
         console.print(
             f"[{p.phase}] files {p.files_done}/{p.files_total}, chunks {p.chunks_created}, "
             f"embedded {p.chunks_embedded}/{p.chunks_total_to_embed}",

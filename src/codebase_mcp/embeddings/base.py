@@ -28,7 +28,8 @@ class EmbeddingModel(ABC):
         """Embed ``texts``; shape ``(len(texts), dimension)``, rows of unit length."""
 
     def embed_query(self, text: str) -> Vectors:
-        return self.embed_batch([text], "query")[0]
+        row: Vectors = self.embed_batch([text], "query")[0]
+        return row
 
 
 _REGISTRY: dict[str, Callable[[Settings], EmbeddingModel]] = {}
@@ -49,8 +50,7 @@ def create_model(settings: Settings) -> EmbeddingModel:
     factory = _REGISTRY.get(settings.embedding_provider)
     if factory is None:
         raise CodebaseError(
-            f"Unknown embedding provider {settings.embedding_provider!r}; choose one of "
-            f"{', '.join(sorted(_REGISTRY))}."
+            f"Unknown embedding provider {settings.embedding_provider!r}; choose one of {', '.join(sorted(_REGISTRY))}."
         )
     return factory(settings)
 
@@ -59,4 +59,5 @@ def normalise(vectors: npt.ArrayLike) -> Vectors:
     array = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (array / norms).astype(np.float32)
+    result: Vectors = (array / norms).astype(np.float32)
+    return result

@@ -78,9 +78,7 @@ class HttpEmbeddingModel(EmbeddingModel):
                 f"The embedding server at {self.url} sent a response that is not an embeddings list."
             ) from exc
         if len(rows) != len(texts):
-            raise EmbeddingError(
-                f"The embedding server returned {len(rows)} vectors for {len(texts)} texts."
-            )
+            raise EmbeddingError(f"The embedding server returned {len(rows)} vectors for {len(texts)} texts.")
         array = np.asarray(rows, dtype=np.float32)
         if array.ndim != 2 or array.shape[1] != self.dimension:
             got = array.shape[1] if array.ndim == 2 else "ragged"
@@ -99,6 +97,8 @@ def _factory(settings: Settings) -> EmbeddingModel:
             "http://127.0.0.1:11434/v1) and CODEBASE_MCP_EMBEDDING_DIMENSION."
         )
     return HttpEmbeddingModel(
-        settings.embedding_url, settings.embedding_model, settings.embedding_dimension,
+        settings.embedding_url,
+        settings.embedding_model,
+        settings.embedding_dimension,
         settings.embedding_api_key,
     )

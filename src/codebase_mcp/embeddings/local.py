@@ -50,8 +50,8 @@ class LocalEmbeddingModel(EmbeddingModel):
                 try:
                     from transformers.utils import logging as hf_logging
 
-                    hf_logging.disable_progress_bar()
-                    hf_logging.set_verbosity_error()
+                    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
                 except ImportError:  # pragma: no cover
                     pass
                 torch.set_num_threads(self.threads)
@@ -64,7 +64,10 @@ class LocalEmbeddingModel(EmbeddingModel):
     def embed_batch(self, texts: Sequence[str], mode: Mode = "document") -> Vectors:
         model = self._load()
         vectors = model.encode(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=False,
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=False,
             show_progress_bar=False,
         )
         return normalise(vectors)

@@ -42,12 +42,37 @@ _DEFINITION = re.compile(
     r"_(?:definition|declaration|item|specifier|statement)$"
 )
 _DEFINITION_EXTRA = frozenset({"method", "singleton_method", "class", "module", "decorated_definition"})
-_CONTAINER_WORDS = ("class", "struct", "interface", "impl", "trait", "mod", "module", "namespace",
-                    "object", "protocol", "record", "enum")
+_CONTAINER_WORDS = (
+    "class",
+    "struct",
+    "interface",
+    "impl",
+    "trait",
+    "mod",
+    "module",
+    "namespace",
+    "object",
+    "protocol",
+    "record",
+    "enum",
+)
 _ATTACHED = ("comment", "decorator", "attribute_item", "annotation", "attribute")
-_NAME_TYPES = frozenset({"identifier", "type_identifier", "constant", "simple_identifier", "name",
-                         "property_identifier", "field_identifier", "word", "qualified_identifier",
-                         "scoped_identifier", "scoped_type_identifier", "generic_type"})
+_NAME_TYPES = frozenset(
+    {
+        "identifier",
+        "type_identifier",
+        "constant",
+        "simple_identifier",
+        "name",
+        "property_identifier",
+        "field_identifier",
+        "word",
+        "qualified_identifier",
+        "scoped_identifier",
+        "scoped_type_identifier",
+        "generic_type",
+    }
+)
 _WRAPPERS = frozenset({"export_statement", "template_declaration", "ambient_declaration"})
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _MD_FENCE = re.compile(r"^\s*(```|~~~)")
@@ -103,6 +128,7 @@ def chunk_file(text: str, language: str, budget: int) -> list[Chunk]:
 
 # --- syntax -------------------------------------------------------------------------------------------
 
+
 def _is_definition(node: ts.Node) -> bool:
     return node.type in _DEFINITION_EXTRA or bool(_DEFINITION.match(node.type))
 
@@ -128,9 +154,7 @@ def _is_container(node: ts.Node) -> bool:
     if t == "decorated_definition":
         inner = node.child_by_field_name("definition")
         return inner is not None and _is_container(inner)
-    return not any(w in t for w in ("function", "method", "constructor")) and any(
-        w in t for w in _CONTAINER_WORDS
-    )
+    return not any(w in t for w in ("function", "method", "constructor")) and any(w in t for w in _CONTAINER_WORDS)
 
 
 def _text(node: ts.Node) -> str:
@@ -188,9 +212,11 @@ def _arrow_function_name(node: ts.Node) -> str | None:
         if declarator.type == "variable_declarator":
             value = declarator.child_by_field_name("value")
             name = declarator.child_by_field_name("name")
-            if value is not None and name is not None and value.type in {
-                "arrow_function", "function_expression", "function", "generator_function"
-            }:
+            if (
+                value is not None
+                and name is not None
+                and value.type in {"arrow_function", "function_expression", "function", "generator_function"}
+            ):
                 return _clean_name(_text(name))
     return None
 
@@ -218,8 +244,10 @@ def _syntax_segments(root: ts.Node, budget: int) -> list[_Segment]:
                 start = outer.start_point[0]
                 back = index - 1
                 # comments, decorators and attributes right above belong to the definition
-                while back >= 0 and any(a in children[back].type for a in _ATTACHED) and (
-                    children[back].end_point[0] >= start - 1
+                while (
+                    back >= 0
+                    and any(a in children[back].type for a in _ATTACHED)
+                    and (children[back].end_point[0] >= start - 1)
                 ):
                     start = children[back].start_point[0]
                     back -= 1
@@ -240,6 +268,7 @@ def _syntax_segments(root: ts.Node, budget: int) -> list[_Segment]:
 
 # --- markdown -----------------------------------------------------------------------------------------
 
+
 def _markdown_sections(lines: list[str]) -> list[_Segment]:
     segments: list[_Segment] = []
     path: list[tuple[int, str]] = []
@@ -259,6 +288,7 @@ def _markdown_sections(lines: list[str]) -> list[_Segment]:
 
 
 # --- from segments to chunks --------------------------------------------------------------------------
+
 
 def _materialise(lines: list[str], segments: list[_Segment], budget: int) -> list[Chunk]:
     containers = [s for s in segments if s.kind.startswith("container:")]

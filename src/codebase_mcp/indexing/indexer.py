@@ -212,11 +212,19 @@ class Indexer:
     def _chunk_rows(rel_path: str, language: str, chunks: list[Chunk]) -> list[tuple[Any, ...]]:
         rows = []
         for ordinal, c in enumerate(chunks):
-            rows.append((
-                ordinal, c.start_line, c.end_line, c.kind, c.symbol, language, c.content,
-                text_hash(embedding_text(rel_path, c.symbol, c.content)),
-                search_text(c.content, rel_path, c.symbol),
-            ))
+            rows.append(
+                (
+                    ordinal,
+                    c.start_line,
+                    c.end_line,
+                    c.kind,
+                    c.symbol,
+                    language,
+                    c.content,
+                    text_hash(embedding_text(rel_path, c.symbol, c.content)),
+                    search_text(c.content, rel_path, c.symbol),
+                )
+            )
         return rows
 
     async def embed_pending(

@@ -13,7 +13,6 @@ import os
 import re
 import stat
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,24 +24,87 @@ from codebase_mcp.indexing.secrets import secret_by_name, secret_in_text
 PROJECT_IGNORE_FILE = ".codebase-mcp-ignore"
 
 SKIP_DIRS: frozenset[str] = frozenset(
-    """
-    .git .hg .svn .bzr _darcs CVS
-    node_modules bower_components jspm_packages .yarn .pnpm-store vendor Pods Carthage
-    __pycache__ .venv venv .tox .nox .eggs .mypy_cache .pytest_cache .ruff_cache .hypothesis
-    site-packages .ipynb_checkpoints
-    dist build out target .gradle .next .nuxt .svelte-kit .parcel-cache .turbo .cache .terraform
-    DerivedData .build coverage htmlcov .idea .vscode .vs
-    """.split()
+    [
+        ".git",
+        ".hg",
+        ".svn",
+        ".bzr",
+        "_darcs",
+        "CVS",
+        "node_modules",
+        "bower_components",
+        "jspm_packages",
+        ".yarn",
+        ".pnpm-store",
+        "vendor",
+        "Pods",
+        "Carthage",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        ".eggs",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        "site-packages",
+        ".ipynb_checkpoints",
+        "dist",
+        "build",
+        "out",
+        "target",
+        ".gradle",
+        ".next",
+        ".nuxt",
+        ".svelte-kit",
+        ".parcel-cache",
+        ".turbo",
+        ".cache",
+        ".terraform",
+        "DerivedData",
+        ".build",
+        "coverage",
+        "htmlcov",
+        ".idea",
+        ".vscode",
+        ".vs",
+    ]
 )
 
 GENERATED_NAMES: frozenset[str] = frozenset(
-    """
-    package-lock.json yarn.lock pnpm-lock.yaml npm-shrinkwrap.json poetry.lock Pipfile.lock uv.lock
-    Cargo.lock Gemfile.lock composer.lock go.sum mix.lock pubspec.lock packages.lock.json flake.lock
-    """.split()
+    [
+        "package-lock.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "npm-shrinkwrap.json",
+        "poetry.lock",
+        "Pipfile.lock",
+        "uv.lock",
+        "Cargo.lock",
+        "Gemfile.lock",
+        "composer.lock",
+        "go.sum",
+        "mix.lock",
+        "pubspec.lock",
+        "packages.lock.json",
+        "flake.lock",
+    ]
 )
-_GENERATED_SUFFIXES = (".min.js", ".min.css", ".map", ".bundle.js", "_pb2.py", "_pb2_grpc.py", ".pb.go",
-                       ".pb.cc", ".pb.h", ".g.dart", ".designer.cs")
+_GENERATED_SUFFIXES = (
+    ".min.js",
+    ".min.css",
+    ".map",
+    ".bundle.js",
+    "_pb2.py",
+    "_pb2_grpc.py",
+    ".pb.go",
+    ".pb.cc",
+    ".pb.h",
+    ".g.dart",
+    ".designer.cs",
+)
 _GENERATED_MARKER = re.compile(
     r"(?i)(?:code generated .* do not edit|@generated\b|auto-?generated (?:file|code)|"
     r"this file (?:is|was) (?:automatically )?generated)"
@@ -144,7 +206,11 @@ def _classify_entry(
         return "symlink"
     if stat.S_ISDIR(st.st_mode):
         if entry.name in SKIP_DIRS or entry.name.endswith(".egg-info"):
-            return "vcs_dir" if entry.name in {".git", ".hg", ".svn", ".bzr", "_darcs", "CVS"} else "dependency_or_build_dir"
+            return (
+                "vcs_dir"
+                if entry.name in {".git", ".hg", ".svn", ".bzr", "_darcs", "CVS"}
+                else "dependency_or_build_dir"
+            )
         if rules.ignored(rel, is_dir=True):
             return "gitignored_dir"
         if secret_by_name(rel + "/x"):

@@ -202,11 +202,19 @@ class SearchEngine:
             truncated = len(content) > max_chars
             hits.append(
                 SearchHit(
-                    repository=row["repository"], repository_id=row["repository_id"], path=c.path,
-                    start_line=row["start_line"], end_line=row["end_line"], symbol=c.symbol, kind=c.kind,
-                    language=c.language, score=round(c.score, 6),
-                    content=content[:max_chars], truncated=truncated,
-                    context_before=row["before"] or "", context_after=row["after"] or "",
+                    repository=row["repository"],
+                    repository_id=row["repository_id"],
+                    path=c.path,
+                    start_line=row["start_line"],
+                    end_line=row["end_line"],
+                    symbol=c.symbol,
+                    kind=c.kind,
+                    language=c.language,
+                    score=round(c.score, 6),
+                    content=content[:max_chars],
+                    truncated=truncated,
+                    context_before=row["before"] or "",
+                    context_after=row["after"] or "",
                 )
             )
         return hits

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from codebase_mcp.indexing.tokens import code_tokens, split_identifier
 
 RRF_K = 60
-_TEST_PATH = re.compile(r"(^|/)(tests?|__tests__|spec|specs|testing)(/|$)|(^|/)test_[^/]*$|_test\.[a-z]+$|"
-                        r"\.(test|spec)\.[a-z]+$|Tests?\.[a-z]+$")
+_TEST_PATH = re.compile(
+    r"(^|/)(tests?|__tests__|spec|specs|testing)(/|$)|(^|/)test_[^/]*$|_test\.[a-z]+$|"
+    r"\.(test|spec)\.[a-z]+$|Tests?\.[a-z]+$"
+)
 _DOC_LANGUAGES = frozenset({"markdown", "rst", "text"})
 _DOC_PATH = re.compile(r"(^|/)(docs?|documentation|examples?)(/|$)")
 _DEFINITIONS = frozenset({"function", "method", "class", "type"})

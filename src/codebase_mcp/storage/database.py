@@ -6,6 +6,7 @@ migrated, then returns a connection pool whose connections know the ``vector`` t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,10 +60,9 @@ async def _ensure_database(server_uri: str, name: str) -> None:
     async with await psycopg.AsyncConnection.connect(server_uri, autocommit=True) as conn:
         cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
         if await cur.fetchone() is None:
-            try:
+            # another process may create it first
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it first
 
 
 async def _check_pgvector(conn: psycopg.AsyncConnection[Any], where: str) -> None:

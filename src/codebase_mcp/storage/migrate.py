@@ -44,9 +44,7 @@ async def migrate(conn: psycopg.AsyncConnection[object]) -> list[str]:
             log.info("applying migration %s", name)
             async with conn.transaction():
                 await conn.execute(sql.encode())
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
-                )
+                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
             applied.append(name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))

@@ -107,9 +107,7 @@ async def file_states(conn: Conn, repo_id: int) -> dict[str, tuple[int, int, byt
 
 
 async def delete_files(conn: Conn, repo_id: int, paths: Sequence[str]) -> int:
-    cur = await conn.execute(
-        "DELETE FROM files WHERE repository_id = %s AND path = ANY(%s)", (repo_id, list(paths))
-    )
+    cur = await conn.execute("DELETE FROM files WHERE repository_id = %s AND path = ANY(%s)", (repo_id, list(paths)))
     await conn.commit()
     return cur.rowcount
 
@@ -128,8 +126,7 @@ _CHUNK_COPY = (
     "COPY chunks (file_id, repository_id, ordinal, start_line, end_line, kind, symbol, language, content, "
     "embed_hash, search_text) FROM STDIN WITH (FORMAT BINARY)"
 )
-_CHUNK_TYPES = ["bigint", "bigint", "integer", "integer", "integer", "text", "text", "text", "text",
-                "bytea", "text"]
+_CHUNK_TYPES = ["bigint", "bigint", "integer", "integer", "integer", "text", "text", "text", "text", "bytea", "text"]
 
 
 async def store_batch(conn: Conn, repo_id: int, prepared: Sequence[_Prepared], chunk_rows: ChunkRows) -> BatchStats:
@@ -187,9 +184,10 @@ async def store_batch(conn: Conn, repo_id: int, prepared: Sequence[_Prepared], c
 async def replace_skipped(conn: Conn, repo_id: int, skipped: Sequence[tuple[str, str]]) -> None:
     async with conn.transaction():
         await conn.execute("DELETE FROM skipped_files WHERE repository_id = %s", (repo_id,))
-        async with conn.cursor() as cur, cur.copy(
-            "COPY skipped_files (repository_id, path, reason) FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:
+        async with (
+            conn.cursor() as cur,
+            cur.copy("COPY skipped_files (repository_id, path, reason) FROM STDIN WITH (FORMAT BINARY)") as copy,
+        ):
             copy.set_types(["bigint", "text", "text"])
             seen: set[str] = set()
             for path, reason in skipped:
@@ -239,13 +237,10 @@ async def unembedded_batch(conn: Conn, repo_id: int, limit: int) -> list[tuple[i
     return [(int(r["id"]), bytes(r["embed_hash"]), r["path"], r["symbol"], r["content"]) for r in rows]
 
 
-async def add_to_cache(
-    conn: Conn, model_id: int, hashes: Sequence[bytes], vectors: npt.NDArray[np.float32]
-) -> None:
+async def add_to_cache(conn: Conn, model_id: int, hashes: Sequence[bytes], vectors: npt.NDArray[np.float32]) -> None:
     async with conn.transaction(), conn.cursor() as cur:
         await cur.executemany(
-            "INSERT INTO embedding_cache (model_id, embed_hash, embedding) VALUES (%s, %s, %s) "
-            "ON CONFLICT DO NOTHING",
+            "INSERT INTO embedding_cache (model_id, embed_hash, embedding) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
             [(model_id, h, v) for h, v in zip(hashes, vectors, strict=True)],
         )
 
