@@ -64,6 +64,26 @@ class Settings(BaseSettings):
     store_batch_files: int = Field(
         default=200, ge=1, description="Files written per transaction while storing text and chunks."
     )
+    max_concurrent_indexing_jobs: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("CODEBASE_MCP_MAX_CONCURRENT_INDEXING_JOBS", "MAX_CONCURRENT_INDEXING_JOBS"),
+        description="Jobs running at once across all workers sharing the database.",
+    )
+    indexing_job_timeout_seconds: int = Field(
+        default=3600,
+        ge=10,
+        validation_alias=AliasChoices("CODEBASE_MCP_INDEXING_JOB_TIMEOUT_SECONDS", "INDEXING_JOB_TIMEOUT_SECONDS"),
+        description="A job running longer than this fails with a timeout message.",
+    )
+    job_heartbeat_seconds: float = Field(default=2.0, gt=0, description="How often a worker proves it is alive.")
+    job_heartbeat_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="A running job whose heartbeat is older than this is taken over."
+    )
+    job_poll_seconds: float = Field(default=0.5, gt=0, description="How often an idle worker looks for jobs.")
+    job_retention_days: float = Field(default=7.0, gt=0, description="Finished jobs older than this are pruned.")
+    run_worker: bool = Field(default=True, description="Whether `serve` runs a job worker in-process.")
     search_candidates: int = Field(
         default=60, ge=10, le=1000, description="Candidates taken from each retriever before fusion."
     )

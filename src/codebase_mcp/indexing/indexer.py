@@ -111,6 +111,7 @@ class Indexer:
         progress: ProgressCallback | None = None,
         should_stop: StopCheck | None = None,
         embed: bool = True,
+        fence: repo_store.Fence | None = None,
     ) -> Progress:
         root = validate_root(path)
         state = Progress(phase="scanning")
@@ -160,7 +161,7 @@ class Indexer:
             batch = to_read[offset : offset + batch_size]
             prepared = await asyncio.to_thread(self._prepare, batch, known)
             async with self.db.connection() as conn:
-                stats = await repo_store.store_batch(conn, repo_id, prepared, self._chunk_rows)
+                stats = await repo_store.store_batch(conn, repo_id, prepared, self._chunk_rows, fence)
             state.files_indexed += stats.files_written
             state.files_unchanged += stats.files_touched
             state.chunks_created += stats.chunks_written
@@ -181,7 +182,7 @@ class Indexer:
         if embed:
             state.phase = "embedding"
             notify(state)
-            await self.embed_pending(repo_id, model_id, state, notify, stop)
+            await self.embed_pending(repo_id, model_id, state, notify, stop, fence)
 
         state.phase = "finalizing"
         notify(state)
@@ -234,11 +235,15 @@ class Indexer:
         state: Progress,
         notify: ProgressCallback,
         stop: StopCheck,
+        fence: repo_store.Fence | None = None,
     ) -> None:
         started = time.perf_counter()
         async with self.db.connection() as conn:
             state.chunks_total_to_embed = await repo_store.count_unembedded(conn, repo_id)
-            cached = await repo_store.fill_from_cache(conn, repo_id, model_id, None)
+            async with conn.transaction():
+                cached = await repo_store.fill_from_cache(conn, repo_id, model_id, None)
+                if fence is not None:
+                    await fence(conn, repo_store.BatchStats(), cached)
         state.embeddings_from_cache += cached
         state.chunks_embedded += cached
         notify(state)
@@ -255,9 +260,11 @@ class Indexer:
                 unique.setdefault(embed_hash, embedding_text(rel_path, symbol, content))
             hashes = list(unique)
             vectors = await asyncio.to_thread(self.model.embed_batch, [unique[h] for h in hashes], "document")
-            async with self.db.connection() as conn:
+            async with self.db.connection() as conn, conn.transaction():
                 await repo_store.add_to_cache(conn, model_id, hashes, vectors)
                 filled = await repo_store.fill_from_cache(conn, repo_id, model_id, [row[0] for row in pending])
+                if fence is not None:
+                    await fence(conn, repo_store.BatchStats(), filled)
             state.chunks_embedded += filled
             notify(state)
         state.seconds["embed"] = time.perf_counter() - started

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +121,8 @@ class BatchStats:
 
 
 ChunkRows = Callable[[str, str, list[Any]], list[tuple[Any, ...]]]
+# Called inside each write transaction with the counts it commits; raises to roll it back (job fencing).
+Fence = Callable[[Conn, "BatchStats", int], Awaitable[None]]
 
 _CHUNK_COPY = (
     "COPY chunks (file_id, repository_id, ordinal, start_line, end_line, kind, symbol, language, content, "
@@ -129,7 +131,9 @@ _CHUNK_COPY = (
 _CHUNK_TYPES = ["bigint", "bigint", "integer", "integer", "integer", "text", "text", "text", "text", "bytea", "text"]
 
 
-async def store_batch(conn: Conn, repo_id: int, prepared: Sequence[_Prepared], chunk_rows: ChunkRows) -> BatchStats:
+async def store_batch(
+    conn: Conn, repo_id: int, prepared: Sequence[_Prepared], chunk_rows: ChunkRows, fence: Fence | None = None
+) -> BatchStats:
     """Write one batch of read files in one transaction."""
     stats = BatchStats()
     dropped = [p.entry.rel_path for p in prepared if p.skip_reason]
@@ -178,6 +182,8 @@ async def store_batch(conn: Conn, repo_id: int, prepared: Sequence[_Prepared], c
                         await copy.write_row((file_id, repo_id, *row))
                         stats.chunks_written += 1
             stats.files_written = len(changed)
+        if fence is not None:
+            await fence(conn, stats, 0)
     return stats
 
 
@@ -222,7 +228,6 @@ async def fill_from_cache(conn: Conn, repo_id: int, model_id: int, chunk_ids: li
         query += " AND c.id = ANY(%s)"
         params += (chunk_ids,)
     cur = await conn.execute(query, params)
-    await conn.commit()
     return cur.rowcount
 
 
