@@ -253,6 +253,45 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     _run(go)
 
 
+@app.command()
+def serve(
+    transport: Annotated[str, typer.Option(help="stdio or http (streamable HTTP).")] = "stdio",
+    host: Annotated[str, typer.Option(help="HTTP bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8765,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run a job worker in-process.")] = False,
+) -> None:
+    """Run the MCP server (stdio by default: stdout carries only MCP messages)."""
+    from codebase_mcp.server.app import build_server
+
+    settings = Settings()
+    if no_worker:
+        settings.run_worker = False
+    setup_logging(settings.home)
+    server = build_server(settings)
+    if transport == "stdio":
+        server.run("stdio")
+    elif transport == "http":
+        if host not in {"127.0.0.1", "localhost", "::1"}:
+            err.print("[red]error:[/] binding HTTP beyond loopback needs a bearer token, not yet supported.")
+            raise typer.Exit(2)
+        server.run("streamable-http", host=host, port=port)
+    else:
+        err.print("[red]error:[/] --transport must be stdio or http.")
+        raise typer.Exit(2)
+
+
+@app.command()
+def worker() -> None:
+    """Run a standalone job worker against the configured database."""
+    from codebase_mcp.jobs.worker import Worker
+
+    async def go(settings: Settings) -> None:
+        async with open_runtime(settings) as rt:
+            await Worker(rt).run()
+
+    _run(go)
+
+
 def _repo_ref(value: str) -> str:
     path = Path(value).expanduser()
     if path.is_dir():

@@ -158,7 +158,7 @@ async def fenced_update(conn: Conn, job_id: uuid.UUID, attempt: int, fields: dic
     """Update a running job only if ``attempt`` is still its current one; return cancel_requested."""
     sets = ", ".join(f"{name} = %({name})s" for name in fields)
     cur = await conn.execute(
-        f"UPDATE indexing_jobs SET {sets}, heartbeat_at = now() "  # noqa: S608 - names are ours
+        f"UPDATE indexing_jobs SET {sets}, heartbeat_at = now() "
         "WHERE id = %(_id)s AND attempt = %(_attempt)s AND status = 'running' RETURNING cancel_requested",
         {**fields, "_id": job_id, "_attempt": attempt},
     )

@@ -153,7 +153,9 @@ class Worker:
                 await store.finish(conn, job_id, attempt, outcome[0], outcome[1], outcome[2])
         log.info("job %s: %s", job_id, outcome[0])
 
-    async def _push(self, job_id: uuid.UUID, attempt: int, p: Progress, started: float, cancel: dict[str, bool]) -> None:
+    async def _push(
+        self, job_id: uuid.UUID, attempt: int, p: Progress, started: float, cancel: dict[str, bool]
+    ) -> None:
         if p.phase == "embedding" and p.chunks_total_to_embed:
             fraction = 0.5 + 0.5 * p.chunks_embedded / max(p.chunks_total_to_embed, 1)
         else:
@@ -189,7 +191,9 @@ class Worker:
             await asyncio.sleep(self.settings.job_heartbeat_seconds)
             try:
                 async with self.rt.db.connection() as conn:
-                    cancel["requested"] = await store.fenced_update(conn, job_id, attempt, {"worker_id": self.worker_id})
+                    cancel["requested"] = await store.fenced_update(
+                        conn, job_id, attempt, {"worker_id": self.worker_id}
+                    )
                     await conn.commit()
             except store.LostOwnership:
                 return

@@ -1,0 +1,246 @@
+"""The MCP server: tools over stdio (default) or streamable HTTP, a job worker in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from codebase_mcp.errors import CodebaseError, InvalidInput, NotFound
+from codebase_mcp.indexing.indexer import validate_root
+from codebase_mcp.jobs import store
+from codebase_mcp.jobs.worker import Worker
+from codebase_mcp.runtime import Runtime, open_runtime
+from codebase_mcp.search.filters import SearchFilters
+from codebase_mcp.settings import Settings
+from codebase_mcp.storage import repo_store
+
+log = logging.getLogger(__name__)
+RESPONSE_BUDGET_CHARS = 60_000  # well under Claude Code's 25,000-token tool output limit
+READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
+
+
+class State:
+    runtime: Runtime
+    working_project: str | None = None
+
+
+STATE = State()
+
+
+def _job_view(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if k == "id" else v) for k, v in job.items()} | {
+        "job_id": str(job["id"])
+    }
+
+
+async def _guard(coro: Any) -> Any:
+    try:
+        return await coro
+    except CodebaseError as exc:
+        raise ToolError(exc.message) from None
+    except ToolError:
+        raise
+    except Exception as exc:
+        log.exception("tool failed")
+        raise ToolError(f"Internal error ({type(exc).__name__}); details are in the server log.") from None
+
+
+async def _resolve_project(project_id: str | None, *, must_exist: bool) -> str:
+    project = project_id or STATE.working_project or "default"
+    repo_store.check_project_id(project)
+    if must_exist:
+        async with STATE.runtime.db.connection() as conn:
+            exists = await repo_store.project_exists(conn, project)
+            await conn.commit()
+        if not exists:
+            raise NotFound(f"Unknown project {project!r}. Index a repository into it first.")
+    return project
+
+
+def build_server(settings: Settings) -> MCPServer[Any]:
+    @contextlib.asynccontextmanager
+    async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[None]:
+        async with open_runtime(settings, max_connections=12) as rt:
+            STATE.runtime = rt
+            worker_task = None
+            worker = None
+            if settings.run_worker:
+                worker = Worker(rt)
+                worker_task = asyncio.create_task(worker.run())
+            try:
+                yield None
+            finally:
+                if worker is not None and worker_task is not None:
+                    worker.stop()
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(worker_task, 30)
+
+    server: MCPServer[Any] = MCPServer(
+        "codebase-mcp",
+        instructions="Semantic code search. Index with start_indexing_background, poll get_indexing_status, "
+        "then search_code.",
+        lifespan=lifespan,
+    )
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True))
+    async def start_indexing_background(
+        repo_path: Annotated[str, Field(min_length=1, max_length=4096, description="Absolute repository path")],
+        project_id: Annotated[str | None, Field(max_length=64)] = None,
+        force_reindex: bool = False,
+    ) -> dict[str, Any]:
+        """Start indexing a repository in the background; returns a job id at once."""
+
+        async def go() -> dict[str, Any]:
+            project = await _resolve_project(project_id, must_exist=False)
+            async with STATE.runtime.db.connection() as conn:
+                await repo_store.ensure_project(conn, project)
+                try:
+                    if not os.path.isabs(repo_path) or ".." in Path(repo_path).parts:
+                        raise InvalidInput(f"The path {repo_path[:200]!r} must be absolute and must not contain '..'.")
+                    root = str(validate_root(repo_path))
+                except InvalidInput as exc:
+                    job = await store.create_failed_job(conn, project, repo_path, exc.message)
+                    return {"job_id": str(job["id"]), "status": "failed", "project_id": project, "message": exc.message}
+                job, created = await store.create_job(conn, project, root, force_reindex)
+            message = "indexing job queued" if created else "a job for this repository is already active"
+            return {"job_id": str(job["id"]), "status": job["status"], "project_id": project, "message": message}
+
+        result: dict[str, Any] = await _guard(go())
+        return result
+
+    @server.tool(annotations=READ_ONLY)
+    async def get_indexing_status(
+        job_id: Annotated[str, Field(max_length=100)], project_id: Annotated[str | None, Field(max_length=64)] = None
+    ) -> dict[str, Any]:
+        """Status, phase, progress counters and timestamps of an indexing job."""
+
+        async def go() -> dict[str, Any]:
+            async with STATE.runtime.db.connection() as conn:
+                return _job_view(await store.get_job(conn, job_id, project_id))
+
+        result: dict[str, Any] = await _guard(go())
+        return result
+
+    @server.tool(annotations=READ_ONLY)
+    async def list_indexing_jobs(
+        project_id: Annotated[str | None, Field(max_length=64)] = None,
+        status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+    ) -> dict[str, Any]:
+        """Recent indexing jobs, newest first."""
+
+        async def go() -> dict[str, Any]:
+            async with STATE.runtime.db.connection() as conn:
+                jobs = await store.list_jobs(conn, project_id, status, limit)
+            return {"jobs": [_job_view(j) for j in jobs]}
+
+        result: dict[str, Any] = await _guard(go())
+        return result
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True))
+    async def cancel_indexing_job(job_id: Annotated[str, Field(max_length=100)]) -> dict[str, Any]:
+        """Cancel a job: pending ones at once, running ones at their next batch boundary."""
+
+        async def go() -> dict[str, Any]:
+            async with STATE.runtime.db.connection() as conn:
+                return _job_view(await store.request_cancel(conn, job_id))
+
+        result: dict[str, Any] = await _guard(go())
+        return result
+
+    @server.tool(annotations=READ_ONLY)
+    async def search_code(
+        query: Annotated[str, Field(min_length=1, max_length=2000)],
+        project_id: Annotated[str | None, Field(max_length=64)] = None,
+        repository_id: Annotated[str | None, Field(max_length=4096)] = None,
+        language: Annotated[str | None, Field(max_length=64)] = None,
+        file_type: Annotated[str | None, Field(max_length=32)] = None,
+        directory: Annotated[str | None, Field(max_length=500)] = None,
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+    ) -> dict[str, Any]:
+        """Hybrid semantic + keyword code search. Returns ranked chunks with file, lines, symbol, snippet."""
+
+        async def go() -> dict[str, Any]:
+            project = await _resolve_project(project_id, must_exist=True)
+            filters = SearchFilters(repository_id, language, file_type, directory)
+            budget = max(400, RESPONSE_BUDGET_CHARS // limit - 600)
+            result = await STATE.runtime.search.search(
+                query, project_id=project, filters=filters, limit=limit, max_chars=budget
+            )
+            return {
+                "results": [h.to_dict() for h in result.hits],
+                "total_count": result.total_count,
+                "latency_ms": result.latency_ms,
+                "project_id": project,
+            }
+
+        result: dict[str, Any] = await _guard(go())
+        return result
+
+    @server.tool(annotations=READ_ONLY)
+    async def list_repositories(project_id: Annotated[str | None, Field(max_length=64)] = None) -> dict[str, Any]:
+        """Indexed repositories with file and chunk counts, last indexed time and embedding coverage."""
+
+        async def go() -> dict[str, Any]:
+            project = await _resolve_project(project_id, must_exist=True)
+            async with STATE.runtime.db.connection() as conn:
+                rows = await repo_store.list_repositories(conn, project)
+            return {"repositories": json.loads(json.dumps(rows, default=str))}
+
+        result: dict[str, Any] = await _guard(go())
+        return result
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True))
+    async def forget_repository(
+        repository: Annotated[str, Field(min_length=1, max_length=4096, description="id, path or name")],
+        project_id: Annotated[str | None, Field(max_length=64)] = None,
+    ) -> dict[str, Any]:
+        """Remove a repository and everything indexed from it."""
+
+        async def go() -> dict[str, Any]:
+            project = await _resolve_project(project_id, must_exist=True)
+            async with STATE.runtime.db.connection() as conn:
+                repo = await repo_store.find_repository(conn, project, repository)
+                await repo_store.forget_repository(conn, int(repo["id"]))
+            return {"forgotten": repo["root_path"], "repository_id": repo["id"]}
+
+        result: dict[str, Any] = await _guard(go())
+        return result
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True))
+    async def set_working_directory(directory: Annotated[str, Field(min_length=1, max_length=4096)]) -> dict[str, Any]:
+        """Use the project named in .codebase-mcp/config.json of this directory or a parent."""
+
+        async def go() -> dict[str, Any]:
+            path = Path(directory)
+            if not path.is_absolute() or not path.is_dir():
+                raise InvalidInput(f"{directory[:200]!r} is not an absolute path to a directory.")
+            for candidate in [path, *path.parents]:
+                config = candidate / ".codebase-mcp" / "config.json"
+                if config.is_file():
+                    try:
+                        data = json.loads(config.read_text(encoding="utf-8"))
+                        project = repo_store.check_project_id(str(data["project_id"]))
+                    except (ValueError, KeyError, TypeError, OSError) as exc:
+                        raise InvalidInput(f'{config} is not valid: it needs {{"project_id": "..."}}.') from exc
+                    STATE.working_project = project
+                    return {"project_id": project, "config": str(config)}
+            STATE.working_project = None
+            return {"project_id": "default", "config": None}
+
+        result: dict[str, Any] = await _guard(go())
+        return result
+
+    return server
