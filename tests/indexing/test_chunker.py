@@ -108,3 +108,9 @@ def test_broken_syntax_still_yields_chunks() -> None:
     chunks = chunk_file(text, "python", 1500)
     check_invariants(text, chunks)
     assert any(c.symbol == "ok" for c in chunks)
+
+
+def test_form_feed_and_unicode_line_separators_do_not_break_line_numbers() -> None:
+    text = "def a():\n    return '\x0c'\n\n\ndef b():\n    return '\u2028'\n"
+    chunks = chunk_file(text, "python", 1500)
+    assert [(c.symbol, c.start_line, c.end_line) for c in chunks] == [("a", 1, 2), ("b", 5, 6)]

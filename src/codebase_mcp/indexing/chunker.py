@@ -111,8 +111,11 @@ def supported_languages() -> list[str]:
 def chunk_file(text: str, language: str, budget: int) -> list[Chunk]:
     """Chunks of one file's text. ``budget`` is the largest chunk in characters (a line longer than
     the budget still makes one chunk)."""
-    lines = text.splitlines()
-    if not lines:
+    # Split on "\n" only, as tree-sitter counts rows (str.splitlines also splits on \x0c, \u2028, ...).
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not any(line.strip() for line in lines):
         return []
     if language == "markdown":
         segments = _markdown_sections(lines)
@@ -291,6 +294,8 @@ def _markdown_sections(lines: list[str]) -> list[_Segment]:
 
 
 def _materialise(lines: list[str], segments: list[_Segment], budget: int) -> list[Chunk]:
+    last = len(lines) - 1
+    segments = [_Segment(min(s.start, last), min(s.end, last), s.kind, s.symbol) for s in segments if s.start <= last]
     containers = [s for s in segments if s.kind.startswith("container:")]
     leaves = sorted((s for s in segments if not s.kind.startswith("container:")), key=lambda s: s.start)
     # Clamp leaves so no line belongs to two of them (two nodes can share a line).

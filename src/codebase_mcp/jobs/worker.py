@@ -102,6 +102,7 @@ class Worker:
             return cancel["requested"] or self.stopping.is_set()
 
         pending_push: set[asyncio.Task[None]] = set()
+        outcome: tuple[str, str, str | None] | None
 
         def progress(p: Progress) -> None:
             now = time.monotonic()

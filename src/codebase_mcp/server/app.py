@@ -28,7 +28,7 @@ from codebase_mcp.storage import repo_store
 
 log = logging.getLogger(__name__)
 RESPONSE_BUDGET_CHARS = 60_000  # well under Claude Code's 25,000-token tool output limit
-READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
 class State:
@@ -94,7 +94,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
         lifespan=lifespan,
     )
 
-    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True))
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     async def start_indexing_background(
         repo_path: Annotated[str, Field(min_length=1, max_length=4096, description="Absolute repository path")],
         project_id: Annotated[str | None, Field(max_length=64)] = None,
@@ -149,7 +149,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
         result: dict[str, Any] = await _guard(go())
         return result
 
-    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True))
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     async def cancel_indexing_job(job_id: Annotated[str, Field(max_length=100)]) -> dict[str, Any]:
         """Cancel a job: pending ones at once, running ones at their next batch boundary."""
 
@@ -202,7 +202,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
         result: dict[str, Any] = await _guard(go())
         return result
 
-    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True))
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True))
     async def forget_repository(
         repository: Annotated[str, Field(min_length=1, max_length=4096, description="id, path or name")],
         project_id: Annotated[str | None, Field(max_length=64)] = None,
@@ -219,7 +219,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
         result: dict[str, Any] = await _guard(go())
         return result
 
-    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True))
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     async def set_working_directory(directory: Annotated[str, Field(min_length=1, max_length=4096)]) -> dict[str, Any]:
         """Use the project named in .codebase-mcp/config.json of this directory or a parent."""
 
