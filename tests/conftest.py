@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.settings import Settings
@@ -102,3 +103,51 @@ def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
 def cli_command() -> list[str]:
     exe = Path(sys.executable).with_name("codebase-mcp")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "codebase_mcp.cli.main"]
+
+
+NEEDLE = "def reconcile_ledger_entries(ledger, statement):\n    return [e for e in ledger if e in statement]\n"
+
+
+def make_repo(root: Path, n_files: int, needle_at: int = 537) -> Path:
+    """A generated repository of ``n_files`` Python files, each with three distinct functions; one file
+    also holds ``reconcile_ledger_entries`` for searches to find."""
+    for i in range(n_files):
+        folder = root / f"pkg{i // 100:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        body = "".join(
+            f"def {verb}_{i}_records(items):\n"
+            f'    """{verb.title()} the records of batch {i}."""\n'
+            f"    total = 0\n    for item in items:\n        total += len(str(item)) * {i + k}\n    return total\n\n\n"
+            for k, verb in enumerate(("compute", "normalize", "summarize"))
+        )
+        if i == needle_at:
+            body += NEEDLE
+        (folder / f"module_{i:04d}.py").write_text(body)
+    return root
+
+
+def chunk_stats(database_url: str, project_id: str = "default") -> dict[str, int]:
+    """Counts that reveal duplicates: files, chunks, and (file, ordinal) or (path) pairs seen twice."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM files f JOIN repositories r ON r.id = f.repository_id "
+            "        WHERE r.project_id = %(p)s) AS files, "
+            " (SELECT count(*) FROM chunks c JOIN repositories r ON r.id = c.repository_id "
+            "        WHERE r.project_id = %(p)s) AS chunks, "
+            " (SELECT count(*) FROM (SELECT file_id, ordinal FROM chunks GROUP BY 1, 2 HAVING count(*) > 1) d) "
+            "  AS dup_chunks, "
+            " (SELECT count(*) FROM (SELECT repository_id, path FROM files GROUP BY 1, 2 HAVING count(*) > 1) d) "
+            "  AS dup_files, "
+            " (SELECT count(*) FROM chunks c JOIN repositories r ON r.id = c.repository_id "
+            "        WHERE r.project_id = %(p)s AND c.embedding IS NULL) AS unembedded",
+            {"p": project_id},
+        ).fetchone()
+    assert row is not None
+    return {"files": row[0], "chunks": row[1], "dup_chunks": row[2], "dup_files": row[3], "unembedded": row[4]}
+
+
+def job_row(database_url: str, job_id: str) -> dict[str, object]:
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        row = conn.execute("SELECT * FROM indexing_jobs WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None
+    return dict(row)

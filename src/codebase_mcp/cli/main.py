@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -287,7 +288,14 @@ def worker() -> None:
 
     async def go(settings: Settings) -> None:
         async with open_runtime(settings) as rt:
-            await Worker(rt).run()
+            w = Worker(rt)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                # stop claiming, finish or roll back the batch in flight, hand the job back (resumable)
+                loop.add_signal_handler(sig, w.stop)
+            log.info("worker %s started", w.worker_id)
+            await w.run()
+            log.info("worker %s stopped", w.worker_id)
 
     _run(go)
 

@@ -66,6 +66,7 @@ class _Prepared:
     content_hash: bytes | None
     chunks: list[Chunk]
     unchanged: bool = False  # only size/mtime moved
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # chunk rows for COPY, built off the event loop
 
 
 def embedding_text(rel_path: str, symbol: str | None, content: str) -> str:
@@ -101,6 +102,8 @@ class Indexer:
         self.db = db
         self.model = model
         self.settings = settings
+        # a batch statement slower than a heartbeat timeout means a paused or hung writer
+        self._batch_timeout_ms = int(max(settings.job_heartbeat_timeout_seconds, 10.0) * 1000)
 
     async def index(
         self,
@@ -161,7 +164,7 @@ class Indexer:
             batch = to_read[offset : offset + batch_size]
             prepared = await asyncio.to_thread(self._prepare, batch, known)
             async with self.db.connection() as conn:
-                stats = await repo_store.store_batch(conn, repo_id, prepared, self._chunk_rows, fence)
+                stats = await repo_store.store_batch(conn, repo_id, prepared, fence, self._batch_timeout_ms)
             state.files_indexed += stats.files_written
             state.files_unchanged += stats.files_touched
             state.chunks_created += stats.chunks_written
@@ -206,7 +209,8 @@ class Indexer:
                 continue
             language = language_for(entry.rel_path)
             chunks = chunk_file(text, language, self.settings.chunk_max_chars)
-            out.append(_Prepared(entry, text, None, digest, chunks))
+            rows = self._chunk_rows(entry.rel_path, language, chunks)
+            out.append(_Prepared(entry, text, None, digest, chunks, rows=rows))
         return out
 
     @staticmethod
@@ -261,6 +265,7 @@ class Indexer:
             hashes = list(unique)
             vectors = await asyncio.to_thread(self.model.embed_batch, [unique[h] for h in hashes], "document")
             async with self.db.connection() as conn, conn.transaction():
+                await repo_store.bound_statements(conn, self._batch_timeout_ms)
                 await repo_store.add_to_cache(conn, model_id, hashes, vectors)
                 filled = await repo_store.fill_from_cache(conn, repo_id, model_id, [row[0] for row in pending])
                 if fence is not None:

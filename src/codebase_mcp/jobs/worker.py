@@ -144,15 +144,19 @@ class Worker:
             return
         async with self.rt.db.connection() as conn:
             if outcome[0] == "pending":
-                await conn.execute(
+                cur = await conn.execute(
                     "UPDATE indexing_jobs SET status = 'pending', worker_id = NULL, status_message = %s "
                     "WHERE id = %s AND attempt = %s AND status = 'running'",
                     (outcome[1], job_id, attempt),
                 )
+                recorded = cur.rowcount == 1
                 await conn.commit()
             else:
-                await store.finish(conn, job_id, attempt, outcome[0], outcome[1], outcome[2])
-        log.info("job %s: %s", job_id, outcome[0])
+                recorded = await store.finish(conn, job_id, attempt, outcome[0], outcome[1], outcome[2])
+        if recorded:
+            log.info("job %s: %s", job_id, outcome[0])
+        else:  # fenced out: the outcome of a stale attempt is not written
+            log.warning("job %s attempt %d was taken over by another worker; its outcome is discarded", job_id, attempt)
 
     async def _push(
         self, job_id: uuid.UUID, attempt: int, p: Progress, started: float, cancel: dict[str, bool]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -75,8 +75,17 @@ async def _check_pgvector(conn: psycopg.AsyncConnection[Any], where: str) -> Non
         )
 
 
-async def _configure(conn: Conn) -> None:
-    await register_vector_async(conn)
+def _configurer(idle_tx_timeout_ms: int) -> Callable[[Conn], Awaitable[None]]:
+    async def configure(conn: Conn) -> None:
+        await register_vector_async(conn)
+        # A process paused or hung inside a transaction (SIGSTOP, a debugger, a frozen VM) must not hold
+        # its row locks forever: the server ends such a session, rolling its transaction back.
+        await conn.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, false)", (str(idle_tx_timeout_ms),)
+        )
+        await conn.commit()
+
+    return configure
 
 
 async def open_database(settings: Settings, *, min_size: int = 1, max_size: int = 8) -> Database:
@@ -105,7 +114,7 @@ async def open_database(settings: Settings, *, min_size: int = 1, max_size: int 
         min_size=min_size,
         max_size=max_size,
         kwargs={"row_factory": dict_row},
-        configure=_configure,
+        configure=_configurer(int(settings.job_heartbeat_timeout_seconds * 1000)),
         open=False,
         check=AsyncConnectionPool.check_connection,
     )

@@ -120,7 +120,6 @@ class BatchStats:
     chunks_written: int = 0
 
 
-ChunkRows = Callable[[str, str, list[Any]], list[tuple[Any, ...]]]
 # Called inside each write transaction with the counts it commits; raises to roll it back (job fencing).
 Fence = Callable[[Conn, "BatchStats", int], Awaitable[None]]
 
@@ -131,15 +130,24 @@ _CHUNK_COPY = (
 _CHUNK_TYPES = ["bigint", "bigint", "integer", "integer", "integer", "text", "text", "text", "text", "bytea", "text"]
 
 
+async def bound_statements(conn: Conn, timeout_ms: int) -> None:
+    """Inside a batch transaction: no statement may run longer than ``timeout_ms``. A writer paused in
+    the middle of a COPY (SIGSTOP) then loses its transaction and its row locks instead of blocking the
+    worker that took its job over."""
+    if timeout_ms > 0:
+        await conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(timeout_ms),))
+
+
 async def store_batch(
-    conn: Conn, repo_id: int, prepared: Sequence[_Prepared], chunk_rows: ChunkRows, fence: Fence | None = None
+    conn: Conn, repo_id: int, prepared: Sequence[_Prepared], fence: Fence | None = None, timeout_ms: int = 0
 ) -> BatchStats:
-    """Write one batch of read files in one transaction."""
+    """Write one batch of read files in one transaction (chunk rows were built before, off the loop)."""
     stats = BatchStats()
     dropped = [p.entry.rel_path for p in prepared if p.skip_reason]
     touched = [p for p in prepared if p.unchanged]
     changed = [p for p in prepared if p.text is not None and not p.unchanged]
     async with conn.transaction():
+        await bound_statements(conn, timeout_ms)
         if dropped:
             cur = await conn.execute(
                 "DELETE FROM files WHERE repository_id = %s AND path = ANY(%s)", (repo_id, dropped)
@@ -176,9 +184,9 @@ async def store_batch(
             ids = {r["path"]: int(r["id"]) for r in await cur.fetchall()}
             async with conn.cursor() as copy_cur, copy_cur.copy(_CHUNK_COPY) as copy:
                 copy.set_types(_CHUNK_TYPES)
-                for p, language in zip(changed, languages, strict=True):
+                for p in changed:
                     file_id = ids[p.entry.rel_path]
-                    for row in chunk_rows(p.entry.rel_path, language, p.chunks):
+                    for row in p.rows:
                         await copy.write_row((file_id, repo_id, *row))
                         stats.chunks_written += 1
             stats.files_written = len(changed)

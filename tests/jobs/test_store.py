@@ -1,0 +1,137 @@
+"""The job table's rules, on the real PostgreSQL: transitions enforced by the database, one active job
+per repository, claims with SKIP LOCKED under a concurrency limit, fenced writes, pruning."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+
+from codebase_mcp.errors import InvalidInput, NotFound
+from codebase_mcp.jobs import store
+from codebase_mcp.storage import repo_store
+from codebase_mcp.storage.database import Database
+
+
+async def new_job(db: Database, repo: str = "/r", project: str = "default") -> dict[str, object]:
+    async with db.connection() as conn:
+        await repo_store.ensure_project(conn, project)
+        job, created = await store.create_job(conn, project, repo, False)
+    assert created
+    return job
+
+
+async def test_database_refuses_illegal_transitions(db: Database) -> None:
+    job = await new_job(db)
+    async with db.connection() as conn:
+        with pytest.raises(psycopg.errors.CheckViolation, match="illegal job transition pending -> completed"):
+            await conn.execute(
+                "UPDATE indexing_jobs SET status = 'completed', completed_at = now() WHERE id = %s", (job["id"],)
+            )
+        await conn.rollback()
+        claimed = await store.claim(conn, "w1", 30, 2)
+        assert claimed is not None and claimed["status"] == "running" and claimed["attempt"] == 1
+        assert await store.finish(conn, claimed["id"], 1, "completed", "done", None)
+        for status in ("running", "pending", "failed"):
+            with pytest.raises(psycopg.errors.CheckViolation):
+                await conn.execute(
+                    "UPDATE indexing_jobs SET status = %s::job_status, completed_at = NULL WHERE id = %s",
+                    (status, job["id"]),
+                )
+            await conn.rollback()
+
+
+async def test_one_active_job_per_repository(db: Database) -> None:
+    first = await new_job(db, "/repo")
+    async with db.connection() as conn:
+        again, created = await store.create_job(conn, "default", "/repo", True)
+        assert not created and again["id"] == first["id"]
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await conn.execute("INSERT INTO indexing_jobs (project_id, repo_path) VALUES ('default', '/repo')")
+        await conn.rollback()
+        other, created = await store.create_job(conn, "default", "/other", False)
+        assert created and other["id"] != first["id"]
+
+
+async def test_concurrent_starts_make_one_job(db: Database) -> None:
+    async with db.connection() as conn:
+        await repo_store.ensure_project(conn, "default")
+
+    async def start() -> object:
+        async with db.connection() as conn:
+            job, _ = await store.create_job(conn, "default", "/same", False)
+            return job["id"]
+
+    ids = await asyncio.gather(*(start() for _ in range(8)))
+    assert len(set(ids)) == 1
+
+
+async def test_claims_respect_limit_and_skip_locked(db: Database) -> None:
+    for i in range(3):
+        await new_job(db, f"/r{i}")
+    async with db.connection() as a, db.connection() as b:
+        j1 = await store.claim(a, "w1", 30, 2)
+        j2 = await store.claim(b, "w2", 30, 2)
+        assert j1 is not None and j2 is not None and j1["id"] != j2["id"]
+        assert await store.claim(a, "w3", 30, 2) is None, "MAX_CONCURRENT_INDEXING_JOBS is enforced"
+        assert await store.claim(a, "w3", 30, 3) is not None
+
+
+async def test_takeover_after_missed_heartbeat_fences_the_old_attempt(db: Database) -> None:
+    job = await new_job(db)
+    async with db.connection() as conn:
+        first = await store.claim(conn, "w1", 30, 2)
+        assert first is not None
+        assert await store.claim(conn, "w2", 30, 2) is None, "a live job is not taken over"
+        await conn.execute(
+            "UPDATE indexing_jobs SET heartbeat_at = now() - interval '1 minute' WHERE id = %s", (job["id"],)
+        )
+        await conn.commit()
+        second = await store.claim(conn, "w2", 30, 2)
+        assert second is not None and second["id"] == job["id"] and second["attempt"] == 2
+        assert second["status_message"] == "resumed"
+        with pytest.raises(store.LostOwnership):
+            await store.add_counts(conn, job["id"], 1, 10, 10, 0)
+        await conn.rollback()
+        with pytest.raises(store.LostOwnership):
+            await store.fenced_update(conn, job["id"], 1, {"phase": "embedding"})
+        await conn.rollback()
+        assert not await store.finish(conn, job["id"], 1, "failed", "late", "late")
+        assert await store.add_counts(conn, job["id"], 2, 5, 7, 0) is False
+        await conn.commit()
+        row = await store.get_job(conn, str(job["id"]))
+    assert row["files_indexed"] == 5 and row["chunks_created"] == 7 and row["worker_id"] == "w2"
+
+
+async def test_cancel_pending_and_running(db: Database) -> None:
+    pending = await new_job(db, "/p")
+    async with db.connection() as conn:
+        row = await store.request_cancel(conn, str(pending["id"]))
+        assert row["status"] == "cancelled" and row["completed_at"] is not None
+        running = await new_job(db, "/q")
+        await store.claim(conn, "w", 30, 2)
+        row = await store.request_cancel(conn, str(running["id"]))
+        assert row["status"] == "running" and row["cancel_requested"]
+        assert await store.add_counts(conn, running["id"], 1, 0, 0, 0) is True
+
+
+async def test_ids_and_filters_are_checked(db: Database) -> None:
+    async with db.connection() as conn:
+        with pytest.raises(InvalidInput, match="not a job id"):
+            await store.get_job(conn, "'; DROP TABLE indexing_jobs; --")
+        with pytest.raises(NotFound):
+            await store.get_job(conn, "00000000-0000-0000-0000-000000000000")
+        with pytest.raises(InvalidInput, match="status must be one of"):
+            await store.list_jobs(conn, None, "done", 10)
+
+
+async def test_prune_removes_only_old_finished_jobs(db: Database) -> None:
+    old = await new_job(db, "/old")
+    live = await new_job(db, "/live")
+    async with db.connection() as conn:
+        await store.request_cancel(conn, str(old["id"]))
+        assert await store.prune(conn, 7) == 0, "finished a moment ago: kept"
+        await asyncio.sleep(0.2)
+        assert await store.prune(conn, 1e-6) == 1  # retention of 0.09 s
+        assert (await store.get_job(conn, str(live["id"])))["status"] == "pending"

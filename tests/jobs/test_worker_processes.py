@@ -1,0 +1,122 @@
+"""Standalone ``codebase-mcp worker`` processes sharing one database: a worker paused with SIGSTOP past
+the heartbeat timeout is taken over and its late writes are rejected; SIGTERM hands a job back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from tests.conftest import chunk_stats, cli_command, job_row, make_repo
+
+N_FILES = 1000
+
+
+def worker_env(cli_env: dict[str, str]) -> dict[str, str]:
+    return {
+        **cli_env,
+        "CODEBASE_MCP_STORE_BATCH_FILES": "20",
+        "CODEBASE_MCP_JOB_HEARTBEAT_SECONDS": "0.3",
+        "CODEBASE_MCP_JOB_HEARTBEAT_TIMEOUT_SECONDS": "3",
+        "CODEBASE_MCP_JOB_POLL_SECONDS": "0.2",
+    }
+
+
+@contextmanager
+def worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*cli_command(), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def enqueue(url: str, repo: Path) -> str:
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO projects (id) VALUES ('default') ON CONFLICT DO NOTHING")
+        row = conn.execute(
+            "INSERT INTO indexing_jobs (project_id, repo_path) VALUES ('default', %s) RETURNING id", (str(repo),)
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def wait_for(url: str, job_id: str, check: object, timeout: float, what: str) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = job_row(url, job_id)
+        if check(job):  # type: ignore[operator]
+            return job
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}: {job_row(url, job_id)}")
+
+
+async def test_paused_worker_is_taken_over_and_fenced(cli_env: dict[str, str], tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "big", N_FILES)
+    url = cli_env["DATABASE_URL"]
+    env = worker_env(cli_env)
+    job_id = enqueue(url, repo)
+    with worker(env, tmp_path / "a.log") as a:
+        job = await wait_for(
+            url, job_id, lambda j: j["status"] == "running" and j["files_indexed"] >= 60, 60, "worker A to start"
+        )
+        a_id = job["worker_id"]
+        assert f":{a.pid}:" in str(a_id)
+        os.kill(a.pid, signal.SIGSTOP)
+        paused_at = time.monotonic()
+        with worker(env, tmp_path / "b.log") as b:
+            job = await wait_for(url, job_id, lambda j: j["attempt"] == 2, 30, "worker B to take over")
+            assert time.monotonic() - paused_at >= 3, "not taken over before the heartbeat timeout"
+            assert f":{b.pid}:" in str(job["worker_id"])
+            done = await wait_for(url, job_id, lambda j: j["status"] != "running", 120, "worker B to finish")
+            assert done["status"] == "completed" and done["files_indexed"] == N_FILES, done
+            final = chunk_stats(url)
+            assert final["files"] == N_FILES and final["chunks"] == done["chunks_created"]
+
+            os.kill(a.pid, signal.SIGCONT)  # A wakes up believing it still owns the job
+            deadline = time.monotonic() + 30
+            a_log = tmp_path / "a.log"
+            while "taken over" not in a_log.read_text() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert "taken over" in a_log.read_text(), a_log.read_text()
+            assert a.poll() is None, "the paused worker survives and keeps serving"
+
+            after = job_row(url, job_id)
+            for field in ("status", "attempt", "worker_id", "files_indexed", "chunks_created", "completed_at"):
+                assert after[field] == done[field], field
+            assert chunk_stats(url) == final, "A's late writes were rolled back"
+            assert final["dup_chunks"] == 0 and final["dup_files"] == 0 and final["unembedded"] == 0
+        assert b.returncode == 0
+
+
+async def test_sigterm_hands_the_job_back_and_another_worker_resumes(cli_env: dict[str, str], tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "big", N_FILES)
+    url = cli_env["DATABASE_URL"]
+    env = worker_env(cli_env)
+    job_id = enqueue(url, repo)
+    with worker(env, tmp_path / "a.log") as a:
+        await wait_for(url, job_id, lambda j: j["status"] == "running" and j["files_indexed"] >= 60, 60, "start")
+        a.terminate()
+        assert a.wait(10) == 0
+    job = job_row(url, job_id)
+    assert job["status"] == "pending" and job["worker_id"] is None and "requeued" in str(job["status_message"])
+    assert chunk_stats(url)["files"] == job["files_indexed"], "the batch in flight was committed or rolled back"
+    with worker(env, tmp_path / "b.log"):
+        done = await wait_for(url, job_id, lambda j: j["status"] == "completed", 120, "resume")
+    assert done["attempt"] == 2 and done["files_indexed"] == N_FILES
+    assert chunk_stats(url)["dup_chunks"] == 0
