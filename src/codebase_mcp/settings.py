@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -86,6 +86,19 @@ class Settings(BaseSettings):
     run_worker: bool = Field(default=True, description="Whether `serve` runs a job worker in-process.")
     search_candidates: int = Field(
         default=60, ge=10, le=1000, description="Candidates taken from each retriever before fusion."
+    )
+    http_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for `serve --transport http`. Required when bound beyond loopback; "
+        "when set, every request must send `Authorization: Bearer <token>`.",
+    )
+    http_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra Host header values (`name:port`, `name:*`) the HTTP transport accepts; "
+        "loopback names are always accepted. Anything else is refused (DNS-rebinding protection).",
+    )
+    http_max_body_bytes: int = Field(
+        default=1_000_000, ge=1024, le=100_000_000, description="Largest HTTP request body accepted."
     )
 
 

@@ -262,20 +262,33 @@ def serve(
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run a job worker in-process.")] = False,
 ) -> None:
     """Run the MCP server (stdio by default: stdout carries only MCP messages)."""
+    from codebase_mcp.server import http
     from codebase_mcp.server.app import build_server
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic validation of environment variables
+        err.print(f"[red]error:[/] invalid setting: {exc}")
+        raise typer.Exit(2) from None
     if no_worker:
         settings.run_worker = False
     setup_logging(settings.home)
-    server = build_server(settings)
     if transport == "stdio":
-        server.run("stdio")
+        build_server(settings).run("stdio")
     elif transport == "http":
-        if host not in {"127.0.0.1", "localhost", "::1"}:
-            err.print("[red]error:[/] binding HTTP beyond loopback needs a bearer token, not yet supported.")
-            raise typer.Exit(2)
-        server.run("streamable-http", host=host, port=port)
+        try:
+            http.check_http_settings(settings, host)
+        except InvalidInput as exc:
+            err.print(f"[red]error:[/] {exc.message}", highlight=False)
+            raise typer.Exit(2) from None
+        server = build_server(settings, http=http.auth_settings(settings, host, port))
+        server.run(
+            "streamable-http",
+            host=host,
+            port=port,
+            transport_security=http.transport_security(settings, host),
+            max_request_body_size=settings.http_max_body_bytes,
+        )
     else:
         err.print("[red]error:[/] --transport must be stdio or http.")
         raise typer.Exit(2)

@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
@@ -69,7 +71,9 @@ async def _resolve_project(project_id: str | None, *, must_exist: bool) -> str:
     return project
 
 
-def build_server(settings: Settings) -> MCPServer[Any]:
+def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier] | None = None) -> MCPServer[Any]:
+    """The MCP server with its tools; ``http`` adds bearer-token auth for the HTTP transport."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[None]:
         async with open_runtime(settings, max_connections=12) as rt:
@@ -92,6 +96,9 @@ def build_server(settings: Settings) -> MCPServer[Any]:
         instructions="Semantic code search. Index with start_indexing_background, poll get_indexing_status, "
         "then search_code.",
         lifespan=lifespan,
+        auth=http[0] if http else None,
+        token_verifier=http[1] if http else None,
+        log_level="WARNING",
     )
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
