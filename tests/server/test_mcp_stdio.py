@@ -61,6 +61,21 @@ async def test_index_poll_search_and_errors(cli_env: dict[str, str], tmp_path: P
         ok, res = await call(session, "search_code", query="omega secret sauce")
         assert ok and all(r["repository"] == "four" for r in res["results"])
 
+        # the session's project comes from the nearest .codebase-mcp/config.json
+        workdir = tmp_path / "ws" / "sub" / "deeper"
+        workdir.mkdir(parents=True)
+        (tmp_path / "ws" / ".codebase-mcp").mkdir()
+        (tmp_path / "ws" / ".codebase-mcp" / "config.json").write_text('{"project_id": "p2"}')
+        ok, wd = await call(session, "set_working_directory", directory=str(workdir))
+        assert ok and wd["project_id"] == "p2"
+        ok, res = await call(session, "search_code", query="omega secret sauce")
+        assert ok and {r["repository"] for r in res["results"]} == {"other"}
+        (tmp_path / "ws" / ".codebase-mcp" / "config.json").write_text("{not json")
+        ok, msg = await call(session, "set_working_directory", directory=str(workdir))
+        assert not ok and "is not valid" in msg
+        ok, wd = await call(session, "set_working_directory", directory=str(repo))
+        assert ok and wd["project_id"] == "default"
+
         for bad in ["relative/path", str(repo / ".." / "four"), str(tmp_path / "missing"), str(repo / "f0.py")]:
             ok, res = await call(session, "start_indexing_background", repo_path=bad)
             assert ok and res["status"] == "failed" and res["message"], bad
