@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cached_property
 
 from codebase_mcp.embeddings.base import EmbeddingModel, create_model
 from codebase_mcp.indexing.indexer import Indexer
@@ -24,8 +25,9 @@ class Runtime:
     def indexer(self) -> Indexer:
         return Indexer(self.db, self.model, self.settings)
 
-    @property
+    @cached_property
     def search(self) -> SearchEngine:
+        """One engine per runtime: it caches the model id and keyword term statistics."""
         return SearchEngine(self.db, self.model, self.settings.search_candidates)
 
 

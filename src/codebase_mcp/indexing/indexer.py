@@ -54,6 +54,7 @@ class Progress:
     skip_reasons: dict[str, int] = field(default_factory=dict)
 
 
+ANALYZE_AFTER_CHUNKS = 5000
 ProgressCallback = Callable[[Progress], None]
 StopCheck = Callable[[], bool]
 
@@ -181,6 +182,10 @@ class Indexer:
         state.skip_reasons = counts
         async with self.db.connection() as conn:
             await repo_store.replace_skipped(conn, repo_id, skipped)
+            if state.chunks_created >= ANALYZE_AFTER_CHUNKS:
+                # fresh statistics keep keyword search fast on a big new index (search/keyword.py)
+                await conn.execute("ANALYZE chunks")
+                await conn.commit()
 
         if embed:
             state.phase = "embedding"

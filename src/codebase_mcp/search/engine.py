@@ -13,6 +13,7 @@ from psycopg import sql
 from codebase_mcp.embeddings.base import EmbeddingModel
 from codebase_mcp.errors import InvalidInput, NotFound
 from codebase_mcp.indexing.tokens import query_terms
+from codebase_mcp.search import keyword
 from codebase_mcp.search.filters import SearchFilters, conditions
 from codebase_mcp.search.ranking import Candidate, rerank, rrf
 from codebase_mcp.storage import repo_store
@@ -75,6 +76,7 @@ class SearchEngine:
         self.model = model
         self.candidates = candidates
         self._model_id: int | None = None
+        self._term_stats: keyword.TermStats | None = None
 
     async def search(
         self,
@@ -140,11 +142,17 @@ class SearchEngine:
         where = sql.SQL(" AND ").join([sql.SQL("c.repository_id = ANY(%(repos)s)"), sql.SQL("c.tsv @@ q"), *conds])
         stmt = sql.SQL(
             "SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, ts_rank_cd(c.tsv, q, 1) AS rank "
-            "FROM chunks c JOIN files f ON f.id = c.file_id, to_tsquery('english', %(tsq)s) AS q "
+            "FROM chunks c JOIN files f ON f.id = c.file_id, to_tsquery('simple', %(tsq)s) AS q "
             "WHERE {} ORDER BY rank DESC, c.id LIMIT %(k)s"
         ).format(where)
         async with self.db.connection() as conn:
-            cur = await conn.execute(stmt, {**params, "tsq": " | ".join(terms)})
+            if self._term_stats is None or time.monotonic() - self._term_stats.loaded_at > keyword.STATS_TTL_SECONDS:
+                self._term_stats = await keyword.load_stats(conn)
+            lexes = await keyword.lexemes(conn, terms)
+            if not lexes:  # nothing but stopwords
+                await conn.commit()
+                return []
+            cur = await conn.execute(stmt, {**params, "tsq": keyword.build_tsquery(lexes, self._term_stats)})
             rows = await cur.fetchall()
             await conn.commit()
         return rows
