@@ -16,9 +16,10 @@ import re
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from codebase_mcp.embeddings.base import create_model
-from codebase_mcp.indexing.indexer import Cancelled, Indexer, Progress
+from codebase_mcp.indexing.indexer import Cancelled, Indexer, Progress, embedding_text
 from codebase_mcp.search.engine import SearchEngine
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import repo_store
@@ -59,24 +60,19 @@ async def main(args: argparse.Namespace) -> None:
     remaining = stored.chunks_created - state.chunks_embedded
     projected = t_embed + (remaining / rate if rate else float("inf"))
 
-    # incremental: change 10 files
+    # incremental: change 10 files. Their chunks are embedded first (as in a fully embedded index),
+    # so the re-index pays only for chunks whose text changed; the rest come from the embedding cache.
     files = sorted(p for p in corpus.rglob("*.py") if p.stat().st_size > 2000)
     random.Random(7).shuffle(files)
+    changed_paths = [str(p.relative_to(corpus)) for p in files[:10]]
+    await embed_files(db, model, repo_id, model_id, changed_paths)
     for path in files[:10]:
         path.write_text(path.read_text() + f"\n\ndef bench_added_{path.stem}():\n    return {len(path.name)}\n")
     t2 = time.perf_counter()
     again = await indexer.index(corpus, embed=False)
     t_reindex_store = time.perf_counter() - t2
-    async with db.connection() as conn:
-        cur = await conn.execute(
-            "SELECT f.path, c.symbol, c.content FROM chunks c JOIN files f ON f.id = c.file_id WHERE f.path = ANY(%s)",
-            ([str(p.relative_to(corpus)) for p in files[:10]],),
-        )
-        changed_chunks = await cur.fetchall()
-    from codebase_mcp.indexing.indexer import embedding_text
-
     t3 = time.perf_counter()
-    model.embed_batch([embedding_text(r["path"], r["symbol"], r["content"]) for r in changed_chunks])
+    reembedded, reused = await embed_files(db, model, repo_id, model_id, changed_paths)
     t_reembed = time.perf_counter() - t3
 
     # search latency
@@ -113,7 +109,10 @@ async def main(args: argparse.Namespace) -> None:
             "re-index, 10 files changed: scan + diff + store",
             f"{t_reindex_store:.2f} s ({again.files_indexed} files re-chunked, {again.files_unchanged:,} unchanged)",
         ),
-        ("re-index, 10 files changed: embed their chunks", f"{t_reembed:.2f} s ({len(changed_chunks)} chunks)"),
+        (
+            "re-index, 10 files changed: embed changed chunks",
+            f"{t_reembed:.2f} s ({reembedded} chunks embedded, {reused} from the cache)",
+        ),
         ("search keyword p50 / p95", f"{percentile(lat['keyword'], 50):.1f} / {percentile(lat['keyword'], 95):.1f} ms"),
         (
             "search hybrid p50 / p95",
@@ -122,6 +121,25 @@ async def main(args: argparse.Namespace) -> None:
         ("peak RSS (indexing process)", f"{peak_rss_mib():,.0f} MiB"),
     ]
     print(table(rows, "Indexing throughput and search latency"))
+
+
+async def embed_files(db: Any, model: Any, repo_id: int, model_id: int, paths: list[str]) -> tuple[int, int]:
+    """Give the chunks of ``paths`` their vectors, embedding only texts not in the cache."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT c.id, c.embed_hash, f.path, c.symbol, c.content, ec.embed_hash IS NOT NULL AS cached "
+            "FROM chunks c JOIN files f ON f.id = c.file_id LEFT JOIN embedding_cache ec "
+            " ON ec.model_id = %s AND ec.embed_hash = c.embed_hash WHERE c.repository_id = %s AND f.path = ANY(%s)",
+            (model_id, repo_id, paths),
+        )
+        rows = await cur.fetchall()
+        todo = {r["embed_hash"]: embedding_text(r["path"], r["symbol"], r["content"]) for r in rows if not r["cached"]}
+        if todo:
+            vectors = model.embed_batch(list(todo.values()), "document")
+            await repo_store.add_to_cache(conn, model_id, list(todo), vectors)
+        await repo_store.fill_from_cache(conn, repo_id, model_id, [r["id"] for r in rows])
+        await conn.commit()
+    return len(todo), len(rows) - len(todo)
 
 
 async def sample_queries(db: object, n: int) -> list[str]:

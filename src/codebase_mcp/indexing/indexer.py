@@ -159,20 +159,29 @@ class Indexer:
 
         started = time.perf_counter()
         batch_size = self.settings.store_batch_files
-        for offset in range(0, len(to_read), batch_size):
-            if stop():
-                raise Cancelled("Indexing was cancelled; the files stored so far stay indexed.")
-            batch = to_read[offset : offset + batch_size]
-            prepared = await asyncio.to_thread(self._prepare, batch, known)
-            async with self.db.connection() as conn:
-                stats = await repo_store.store_batch(conn, repo_id, prepared, fence, self._batch_timeout_ms)
-            state.files_indexed += stats.files_written
-            state.files_unchanged += stats.files_touched
-            state.chunks_created += stats.chunks_written
-            state.files_deleted += stats.files_dropped
-            skipped.extend((p.entry.rel_path, p.skip_reason) for p in prepared if p.skip_reason)
-            state.files_done += len(batch)
-            notify(state)
+        batches = [to_read[i : i + batch_size] for i in range(0, len(to_read), batch_size)]
+        # pipeline: the next batch is read and chunked in a thread while PostgreSQL stores this one
+        pending: asyncio.Future[list[_Prepared]] | None = None
+        try:
+            for index, batch in enumerate(batches):
+                if stop():
+                    raise Cancelled("Indexing was cancelled; the files stored so far stay indexed.")
+                prepared = await (pending or asyncio.to_thread(self._prepare, batch, known))
+                pending = None
+                if index + 1 < len(batches):
+                    pending = asyncio.ensure_future(asyncio.to_thread(self._prepare, batches[index + 1], known))
+                async with self.db.connection() as conn:
+                    stats = await repo_store.store_batch(conn, repo_id, prepared, fence, self._batch_timeout_ms)
+                state.files_indexed += stats.files_written
+                state.files_unchanged += stats.files_touched
+                state.chunks_created += stats.chunks_written
+                state.files_deleted += stats.files_dropped
+                skipped.extend((p.entry.rel_path, p.skip_reason) for p in prepared if p.skip_reason)
+                state.files_done += len(batch)
+                notify(state)
+        finally:
+            if pending is not None:
+                pending.cancel()
         state.seconds["store"] = time.perf_counter() - started
 
         state.files_skipped = len(skipped)
