@@ -87,15 +87,27 @@ def validate_root(path: str | os.PathLike[str]) -> Path:
         raise InvalidInput("The repository path is empty. Give the path of a directory to index.")
     if "\x00" in raw:
         raise InvalidInput("The repository path contains a NUL character.")
-    candidate = Path(raw).expanduser()
-    if not candidate.exists():
-        raise InvalidInput(f"The path {raw} does not exist. Check the spelling, or give an absolute path.")
-    if not candidate.is_dir():
-        raise InvalidInput(f"The path {raw} is not a directory. Give the repository's root directory.")
-    root = candidate.resolve()
+    shown = raw[:300].encode("utf-8", "backslashreplace").decode()
+    try:
+        candidate = Path(raw).expanduser()
+        if not candidate.exists():
+            raise InvalidInput(f"The path {shown} does not exist. Check the spelling, or give an absolute path.")
+        if not candidate.is_dir():
+            raise InvalidInput(f"The path {shown} is not a directory. Give the repository's root directory.")
+        root = candidate.resolve()
+    except (UnicodeError, ValueError, OSError) as exc:  # undecodable names, names too long, loops
+        raise InvalidInput(f"The path {shown} cannot be used: {type(exc).__name__}.") from None
     if not os.access(root, os.R_OK | os.X_OK):
         raise InvalidInput(f"The directory {root} cannot be read (permission denied).")
     return root
+
+
+def validate_client_path(raw: str) -> Path:
+    """A repository path from a remote client: also absolute, without any ``..`` component."""
+    if not isinstance(raw, str) or not os.path.isabs(raw) or ".." in Path(raw).parts:
+        shown = str(raw)[:200].encode("utf-8", "backslashreplace").decode()
+        raise InvalidInput(f"The path {shown!r} must be absolute and must not contain '..'.")
+    return validate_root(raw)
 
 
 class Indexer:

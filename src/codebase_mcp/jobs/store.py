@@ -21,6 +21,11 @@ class LostOwnership(CodebaseError):
     code = "lost_ownership"
 
 
+def printable(text: str, limit: int) -> str:
+    """Text PostgreSQL can store whatever a client sent: no NUL, no lone surrogates, bounded."""
+    return text[:limit].replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def parse_job_id(job_id: str) -> uuid.UUID:
     try:
         return uuid.UUID(str(job_id))
@@ -59,7 +64,7 @@ async def create_failed_job(conn: Conn, project_id: str, repo_path: str, message
     cur = await conn.execute(
         "INSERT INTO indexing_jobs (project_id, repo_path, status, error_message, status_message, completed_at) "
         "VALUES (%s, %s, 'failed', %s, 'rejected', now()) RETURNING *",
-        (project_id, repo_path[:4096], message),
+        (project_id, printable(repo_path, 4096), printable(message, 2000)),
     )
     row = await cur.fetchone()
     await conn.commit()

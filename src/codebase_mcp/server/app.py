@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from codebase_mcp.errors import CodebaseError, InvalidInput, NotFound
-from codebase_mcp.indexing.indexer import validate_root
+from codebase_mcp.indexing.indexer import validate_client_path
 from codebase_mcp.jobs import store
 from codebase_mcp.jobs.worker import Worker
 from codebase_mcp.runtime import Runtime, open_runtime
@@ -114,9 +113,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             async with STATE.runtime.db.connection() as conn:
                 await repo_store.ensure_project(conn, project)
                 try:
-                    if not os.path.isabs(repo_path) or ".." in Path(repo_path).parts:
-                        raise InvalidInput(f"The path {repo_path[:200]!r} must be absolute and must not contain '..'.")
-                    root = str(validate_root(repo_path))
+                    root = str(validate_client_path(repo_path))
                 except InvalidInput as exc:
                     job = await store.create_failed_job(conn, project, repo_path, exc.message)
                     return {"job_id": str(job["id"]), "status": "failed", "project_id": project, "message": exc.message}
