@@ -67,7 +67,8 @@ async def main(args: argparse.Namespace) -> None:
     changed_paths = [str(p.relative_to(corpus)) for p in files[:10]]
     await embed_files(db, model, repo_id, model_id, changed_paths)
     for path in files[:10]:
-        path.write_text(path.read_text() + f"\n\ndef bench_added_{path.stem}():\n    return {len(path.name)}\n")
+        stamp = time.time_ns()  # new text each run, so the cache cannot already hold it
+        path.write_text(path.read_text() + f"\n\ndef bench_added_{path.stem}_{stamp}():\n    return {stamp}\n")
     t2 = time.perf_counter()
     again = await indexer.index(corpus, embed=False)
     t_reindex_store = time.perf_counter() - t2

@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 import psutil
+import psycopg
 
 from codebase_mcp.errors import CodebaseError
 from codebase_mcp.indexing.indexer import Cancelled, Progress
@@ -43,6 +44,7 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.stopping = asyncio.Event()
         self.jobs_run = 0
+        self.db_errors = 0
 
     async def run(self) -> None:
         """Claim and run jobs until ``stop()``; at most one at a time per worker."""
@@ -52,15 +54,25 @@ class Worker:
             if released:
                 log.info("resuming %d job(s) whose local worker is gone", released)
             await store.prune(conn, self.settings.job_retention_days)
+        failures = 0
         while not self.stopping.is_set():
             try:
                 ran = await self.run_once()
-            except Exception:  # the loop survives database hiccups
-                log.exception("worker loop error")
+                failures = 0
+            except Exception as exc:  # the loop survives the database going away, and retries
+                failures += 1
+                if isinstance(exc, psycopg.OperationalError):
+                    log.warning("database unavailable (%s); retrying", str(exc).strip()[:200])
+                else:
+                    log.exception("worker loop error")
                 ran = False
             if not ran:
+                # exponential backoff while the database is unavailable, capped at 30 s
+                delay = self.settings.job_poll_seconds * (2 ** min(failures, 6)) if failures else 0
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), self.settings.job_poll_seconds)
+                    await asyncio.wait_for(
+                        self.stopping.wait(), min(delay, 30.0) if failures else self.settings.job_poll_seconds
+                    )
 
     def stop(self) -> None:
         self.stopping.set()
@@ -131,6 +143,12 @@ class Worker:
                 outcome = ("cancelled", "cancelled at a batch boundary; the index is consistent", None)
             else:  # this worker is shutting down: hand the job back for another to resume
                 outcome = ("pending", "requeued: worker stopped", None)
+        except psycopg.OperationalError as exc:
+            # the database went away (restart, failover, terminated connection): hand the job back
+            # so it resumes from its last committed batch once the database answers again
+            log.warning("job %s attempt %d: database error, requeueing: %s", job_id, attempt, exc)
+            self.db_errors += 1
+            outcome = ("pending", f"requeued after a database error: {str(exc).strip()[:200]}", None)
         except CodebaseError as exc:
             outcome = ("failed", "failed", exc.message)
         except Exception as exc:
