@@ -154,7 +154,7 @@ async def release_dead_local_jobs(conn: Conn, host_prefix: str, alive: set[int])
         if pid not in alive:
             dead.append(row["id"])
     if dead:
-        await conn.execute("UPDATE indexing_jobs SET heartbeat_at = '-infinity' WHERE id = ANY(%s)", (dead,))
+        await conn.execute("UPDATE indexing_jobs SET heartbeat_at = 'epoch' WHERE id = ANY(%s)", (dead,))
     await conn.commit()
     return len(dead)
 
