@@ -103,10 +103,13 @@ def test_registry_builds_each_provider(tmp_path: Path) -> None:
 
 
 @pytest.mark.real_model
-def test_real_local_model_runs_offline_and_ranks_sensibly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("int8", "name"), [(True, "all-MiniLM-L6-v2-int8"), (False, "all-MiniLM-L6-v2")])
+def test_real_local_model_runs_offline_and_ranks_sensibly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, int8: bool, name: str
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model = create_model(Settings(home=tmp_path, embedding_provider="local", embedding_threads=2))
-    assert (model.name, model.dimension) == ("all-MiniLM-L6-v2", 384)
+    model = create_model(Settings(home=tmp_path, embedding_provider="local", embedding_threads=2, embedding_int8=int8))
+    assert (model.name, model.dimension) == (name, 384)
     docs = model.embed_batch(
         [
             "def send_email(to, subject, body):\n    smtp.sendmail(FROM, to, body)",
