@@ -45,6 +45,8 @@ class Worker:
         self.stopping = asyncio.Event()
         self.jobs_run = 0
         self.db_errors = 0
+        # an outcome that could not be written because the database was down; written on reconnect
+        self._unrecorded: tuple[uuid.UUID, int, tuple[str, str, str | None]] | None = None
 
     async def run(self) -> None:
         """Claim and run jobs until ``stop()``; at most one at a time per worker."""
@@ -63,6 +65,7 @@ class Worker:
                 failures += 1
                 if isinstance(exc, psycopg.OperationalError):
                     log.warning("database unavailable (%s); retrying", str(exc).strip()[:200])
+                    await self.rt.db.recover()
                 else:
                     log.exception("worker loop error")
                 ran = False
@@ -78,6 +81,9 @@ class Worker:
         self.stopping.set()
 
     async def run_once(self) -> bool:
+        if self._unrecorded is not None:
+            await self._record(*self._unrecorded)
+            self._unrecorded = None
         async with self.rt.db.connection() as conn:
             job = await store.claim(
                 conn,
@@ -148,6 +154,7 @@ class Worker:
             # so it resumes from its last committed batch once the database answers again
             log.warning("job %s attempt %d: database error, requeueing: %s", job_id, attempt, exc)
             self.db_errors += 1
+            await self.rt.db.recover()
             outcome = ("pending", f"requeued after a database error: {str(exc).strip()[:200]}", None)
         except CodebaseError as exc:
             outcome = ("failed", "failed", exc.message)
@@ -160,6 +167,13 @@ class Worker:
                 task.cancel()
         if outcome is None:
             return
+        try:
+            await self._record(job_id, attempt, outcome)
+        except psycopg.OperationalError:
+            self._unrecorded = (job_id, attempt, outcome)
+            raise
+
+    async def _record(self, job_id: uuid.UUID, attempt: int, outcome: tuple[str, str, str | None]) -> None:
         async with self.rt.db.connection() as conn:
             if outcome[0] == "pending":
                 cur = await conn.execute(
@@ -220,5 +234,7 @@ class Worker:
                     await conn.commit()
             except store.LostOwnership:
                 return
+            except psycopg.OperationalError as exc:
+                log.warning("heartbeat failed: database unavailable (%s)", str(exc).strip()[:200])
             except Exception:
                 log.exception("heartbeat failed")

@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import psycopg
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
@@ -46,9 +47,21 @@ def _job_view(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _guard(coro: Any) -> Any:
+async def _guard(call: Callable[[], Awaitable[Any]]) -> Any:
     try:
-        return await coro
+        try:
+            return await call()
+        except psycopg.OperationalError:
+            # the database dropped the connection or stopped: restart the embedded one if needed,
+            # then try once more on a fresh connection
+            await STATE.runtime.db.recover()
+            return await call()
+    except psycopg.OperationalError as exc:
+        log.warning("database unavailable: %s", str(exc).strip()[:200])
+        raise ToolError(
+            "The database is not answering right now (it may be restarting); nothing indexed is lost. "
+            "Retry in a few seconds."
+        ) from None
     except CodebaseError as exc:
         raise ToolError(exc.message) from None
     except ToolError:
@@ -121,7 +134,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             message = "indexing job queued" if created else "a job for this repository is already active"
             return {"job_id": str(job["id"]), "status": job["status"], "project_id": project, "message": message}
 
-        result: dict[str, Any] = await _guard(go())
+        result: dict[str, Any] = await _guard(go)
         return result
 
     @server.tool(annotations=READ_ONLY)
@@ -134,7 +147,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             async with STATE.runtime.db.connection() as conn:
                 return _job_view(await store.get_job(conn, job_id, project_id))
 
-        result: dict[str, Any] = await _guard(go())
+        result: dict[str, Any] = await _guard(go)
         return result
 
     @server.tool(annotations=READ_ONLY)
@@ -150,7 +163,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 jobs = await store.list_jobs(conn, project_id, status, limit)
             return {"jobs": [_job_view(j) for j in jobs]}
 
-        result: dict[str, Any] = await _guard(go())
+        result: dict[str, Any] = await _guard(go)
         return result
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
@@ -161,7 +174,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             async with STATE.runtime.db.connection() as conn:
                 return _job_view(await store.request_cancel(conn, job_id))
 
-        result: dict[str, Any] = await _guard(go())
+        result: dict[str, Any] = await _guard(go)
         return result
 
     @server.tool(annotations=READ_ONLY)
@@ -190,7 +203,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 "project_id": project,
             }
 
-        result: dict[str, Any] = await _guard(go())
+        result: dict[str, Any] = await _guard(go)
         return result
 
     @server.tool(annotations=READ_ONLY)
@@ -203,7 +216,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 rows = await repo_store.list_repositories(conn, project)
             return {"repositories": json.loads(json.dumps(rows, default=str))}
 
-        result: dict[str, Any] = await _guard(go())
+        result: dict[str, Any] = await _guard(go)
         return result
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True))
@@ -220,7 +233,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 await repo_store.forget_repository(conn, int(repo["id"]))
             return {"forgotten": repo["root_path"], "repository_id": repo["id"]}
 
-        result: dict[str, Any] = await _guard(go())
+        result: dict[str, Any] = await _guard(go)
         return result
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
@@ -244,7 +257,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             STATE.working_project = None
             return {"project_id": "default", "config": None}
 
-        result: dict[str, Any] = await _guard(go())
+        result: dict[str, Any] = await _guard(go)
         return result
 
     return server

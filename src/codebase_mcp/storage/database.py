@@ -6,11 +6,14 @@ migrated, then returns a connection pool whose connections know the ``vector`` t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from codebase_mcp.errors import DatabaseUnavailable
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri, start_embedded
+from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri, restart_if_stopped, start_embedded
 from codebase_mcp.storage.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -36,13 +39,48 @@ class Database:
     url: str
     pool: AsyncConnectionPool[Conn]
     embedded: bool
+    home: Path | None = None
+    _recovering: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _last_recovery: float = field(default=0.0, repr=False)
+    _watchdog: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def watch_embedded(self, every: float = 1.0) -> None:
+        """Check every second that the embedded server still runs and start it again if not, so that
+        requests waiting on the pool get a connection as soon as it is back."""
+        if self.embedded and self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch(every))
+
+    async def _watch(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            await self.recover()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:
         async with self.pool.connection() as conn:
             yield conn
 
+    async def recover(self) -> bool:
+        """After a connection failure: if the embedded server has stopped, start it again (at most
+        once a second). External servers are someone else's to restart; the pool reconnects by itself
+        once they answer. Returns True when the embedded server was restarted."""
+        if not self.embedded or self.home is None:
+            return False
+        async with self._recovering:
+            if time.monotonic() - self._last_recovery < 0.5:
+                return False
+            self._last_recovery = time.monotonic()
+            try:
+                return await asyncio.to_thread(restart_if_stopped, self.home)
+            except Exception as exc:  # reported by the caller's next failure; retried with backoff
+                log.warning("could not restart the embedded PostgreSQL: %s", exc)
+                return False
+
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         await self.pool.close()
 
 
@@ -119,4 +157,6 @@ async def open_database(settings: Settings, *, min_size: int = 1, max_size: int 
         check=AsyncConnectionPool.check_connection,
     )
     await pool.open(wait=True, timeout=30)
-    return Database(url=url, pool=pool, embedded=embedded)
+    database = Database(url=url, pool=pool, embedded=embedded, home=settings.home if embedded else None)
+    database.watch_embedded()
+    return database

