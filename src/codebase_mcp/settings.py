@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     embedding_dimension: int | None = Field(
         default=None, description="Vector dimension of the http provider's model (checked on every batch)."
     )
+    fake_embedding_cpu_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=10_000,
+        description="Tests and benchmarks only: CPU time the fake model burns per text in pure Python, "
+        "holding the GIL as a slow model would.",
+    )
     embedding_threads: int = Field(default=2, ge=1, le=64, description="CPU threads the local model may use.")
     embedding_int8: bool = Field(
         default=True,

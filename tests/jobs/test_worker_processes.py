@@ -120,3 +120,47 @@ async def test_sigterm_hands_the_job_back_and_another_worker_resumes(cli_env: di
         done = await wait_for(url, job_id, lambda j: j["status"] == "completed", 120, "resume")
     assert done["attempt"] == 2 and done["files_indexed"] == N_FILES
     assert chunk_stats(url)["dup_chunks"] == 0
+
+
+async def test_cpu_bound_job_is_never_taken_over_while_its_worker_is_healthy(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Embedding that burns CPU in pure Python (holding the GIL) for many times the heartbeat timeout,
+    with a second worker polling: the heartbeat never goes stale and the job is never taken over."""
+    repo = make_repo(tmp_path / "repo", 150)
+    url = cli_env["DATABASE_URL"]
+    env = {
+        **worker_env(cli_env),
+        "CODEBASE_MCP_JOB_HEARTBEAT_TIMEOUT_SECONDS": "1.5",
+        "CODEBASE_MCP_FAKE_EMBEDDING_CPU_MS": "15",
+    }
+    job_id = enqueue(url, repo)
+    with worker(env, tmp_path / "a.log"):
+        first = await wait_for(url, job_id, lambda j: j["status"] == "running", 60, "worker A to claim")
+        owner = first["worker_id"]
+        with worker(env, tmp_path / "b.log"):
+            worst = 0.0
+            samples = 0
+            t0 = time.monotonic()
+            while True:
+                with psycopg.connect(url) as conn:
+                    row = conn.execute(
+                        "SELECT status, attempt, worker_id, extract(epoch FROM now() - heartbeat_at) "
+                        "FROM indexing_jobs WHERE id = %s",
+                        (job_id,),
+                    ).fetchone()
+                assert row is not None
+                if row[0] != "running":
+                    break
+                assert row[1] == 1 and row[2] == owner, f"taken over after {time.monotonic() - t0:.1f} s: {row}"
+                worst = max(worst, float(row[3]))
+                samples += 1
+                assert time.monotonic() - t0 < 180, "job took too long"
+                await asyncio.sleep(0.05)
+            elapsed = time.monotonic() - t0
+    done = job_row(url, job_id)
+    print(f"cpu-bound job: {elapsed:.1f} s, worst heartbeat age {worst:.2f} s over {samples} samples")
+    assert done["status"] == "completed" and done["attempt"] == 1 and done["worker_id"] == owner, done
+    assert elapsed > 4 * 1.5, f"the job must outlast the heartbeat timeout several times ({elapsed:.1f} s)"
+    assert worst < 1.5, f"heartbeat went {worst:.2f} s stale"
+    assert samples > 50

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,8 +15,9 @@ from codebase_mcp.settings import Settings
 
 
 class FakeEmbeddingModel(EmbeddingModel):
-    def __init__(self, dimension: int = 64, name: str = "fake-hash-64") -> None:
+    def __init__(self, dimension: int = 64, name: str = "fake-hash-64", cpu_ms_per_text: float = 0.0) -> None:
         self.name = name
+        self.cpu_ms_per_text = cpu_ms_per_text
         self.dimension = dimension
         self.calls = 0
         self.texts_embedded = 0
@@ -23,6 +25,8 @@ class FakeEmbeddingModel(EmbeddingModel):
     def embed_batch(self, texts: Sequence[str], mode: Mode = "document") -> Vectors:
         self.calls += 1
         self.texts_embedded += len(texts)
+        if self.cpu_ms_per_text:
+            _burn(self.cpu_ms_per_text * len(texts) / 1000)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for token in code_tokens(text) or [text]:
@@ -34,6 +38,17 @@ class FakeEmbeddingModel(EmbeddingModel):
         return normalise(out)
 
 
+def _burn(seconds: float) -> None:
+    """Busy-loop in pure Python for ``seconds`` of this thread's CPU time."""
+    end = time.thread_time() + seconds
+    x = 0
+    while time.thread_time() < end:
+        for i in range(1000):
+            x ^= i
+
+
 @register("fake")
 def _factory(settings: Settings) -> EmbeddingModel:
-    return FakeEmbeddingModel(dimension=settings.embedding_dimension or 64)
+    return FakeEmbeddingModel(
+        dimension=settings.embedding_dimension or 64, cpu_ms_per_text=settings.fake_embedding_cpu_ms
+    )
