@@ -14,12 +14,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from codebase_mcp.cli.progress import progress_reporter
 from codebase_mcp.errors import CodebaseError, InvalidInput, NotFound
 from codebase_mcp.logging_setup import setup_logging
 from codebase_mcp.runtime import open_runtime
+from codebase_mcp.search import untrusted
 from codebase_mcp.search.filters import SearchFilters
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import repo_store
@@ -128,10 +130,11 @@ def search(
             out.print("no results")
             return
         for n, hit in enumerate(result.hits, 1):
-            symbol = f" {hit.symbol}" if hit.symbol else ""
+            # paths, symbols and names come from the repository: never let them act as markup
+            symbol = f" {escape(hit.symbol)}" if hit.symbol else ""
             out.print(
-                f"[bold]{n}. {hit.path}:{hit.start_line}-{hit.end_line}[/]{symbol} "
-                f"[dim]({hit.kind}, {hit.language}, {hit.repository}, score {hit.score:.3f})[/]",
+                f"[bold]{n}. {escape(hit.path)}:{hit.start_line}-{hit.end_line}[/]{symbol} "
+                f"[dim]({hit.kind}, {hit.language}, {escape(hit.repository)}, score {hit.score:.3f})[/]",
                 highlight=False,
             )
             snippet = hit.content.splitlines()[:12]
@@ -220,7 +223,7 @@ def skipped(
         for r, n in sorted(counts.items()):
             out.print(f"{r}: {n}", highlight=False)
         for p, r in rows:
-            out.print(f"  {r:<24} {p}", highlight=False, markup=False)
+            out.print(f"  {r:<24} {untrusted.clean(p, 1000)}", highlight=False, markup=False)
 
     _run(go)
 

@@ -16,6 +16,7 @@ from codebase_mcp.indexing.tokens import query_terms
 from codebase_mcp.search import keyword
 from codebase_mcp.search.filters import SearchFilters, conditions
 from codebase_mcp.search.ranking import Candidate, rerank, rrf
+from codebase_mcp.search.untrusted import clean
 from codebase_mcp.storage import repo_store
 from codebase_mcp.storage.database import Database
 
@@ -23,6 +24,7 @@ Mode = Literal["hybrid", "keyword", "dense"]
 MAX_QUERY_CHARS = 2000
 MAX_LIMIT = 50
 CONTEXT_LINES = 2
+MAX_CONTEXT_CHARS = 400
 
 
 @dataclass
@@ -206,23 +208,24 @@ class SearchEngine:
             row = rows.get(c.chunk_id)
             if row is None:  # deleted between retrieval and hydration
                 continue
-            content = row["content"]
+            content = clean(row["content"])
             truncated = len(content) > max_chars
+            context_chars = min(max_chars // 2, MAX_CONTEXT_CHARS)
             hits.append(
                 SearchHit(
-                    repository=row["repository"],
+                    repository=clean(row["repository"], 200),
                     repository_id=row["repository_id"],
-                    path=c.path,
+                    path=clean(c.path, 1000),
                     start_line=row["start_line"],
                     end_line=row["end_line"],
-                    symbol=c.symbol,
+                    symbol=clean(c.symbol, 200) or None,
                     kind=c.kind,
                     language=c.language,
                     score=round(c.score, 6),
                     content=content[:max_chars],
                     truncated=truncated,
-                    context_before=row["before"] or "",
-                    context_after=row["after"] or "",
+                    context_before=clean(row["before"])[-context_chars:],
+                    context_after=clean(row["after"], context_chars),
                 )
             )
         return hits

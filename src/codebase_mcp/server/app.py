@@ -24,6 +24,7 @@ from codebase_mcp.indexing.indexer import validate_client_path
 from codebase_mcp.jobs import store
 from codebase_mcp.jobs.worker import Worker
 from codebase_mcp.runtime import Runtime, open_runtime
+from codebase_mcp.search import untrusted
 from codebase_mcp.search.filters import SearchFilters
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import repo_store
@@ -201,6 +202,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 "total_count": result.total_count,
                 "latency_ms": result.latency_ms,
                 "project_id": project,
+                "notice": untrusted.NOTICE,
             }
 
         result: dict[str, Any] = await _guard(go)
