@@ -63,7 +63,10 @@ def check_query(query: str) -> str:
         raise InvalidInput(f"The query is {len(query)} characters long; the most is {MAX_QUERY_CHARS}.")
     if "\x00" in query:
         raise InvalidInput("The query contains a NUL character.")
-    return query.strip()
+    cleaned = clean(query).strip()  # bidi overrides, zero-width and control characters carry no meaning
+    if not cleaned:
+        raise InvalidInput("The query has only invisible or control characters. Type the words or identifier.")
+    return cleaned
 
 
 def check_limit(limit: int) -> int:

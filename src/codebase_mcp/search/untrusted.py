@@ -3,7 +3,7 @@
 Before it leaves the server, every piece of it (snippets, context lines, paths, symbols, repository
 names) loses what could hide or reorder text or drive a terminal: control characters other than tab
 and newline, ANSI escape sequences, bidirectional overrides and isolates (the "Trojan Source" trick),
-zero-width characters, and Unicode tag characters (invisible "ASCII smuggling"). Lengths are capped.
+zero-width characters, lone surrogates, and Unicode tag characters (invisible "ASCII smuggling"). Lengths are capped.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ _HIDDEN = re.compile(
     "\x00-\x08\x0b-\x1f\x7f-\x9f"  # C0 (not \t \n), DEL, C1
     "\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"  # bidi, zero-width
     "\U000e0000-\U000e007f"  # tag characters
+    "\ud800-\udfff"  # lone surrogates (from JSON escapes): not text, cannot even be encoded
     "]"
 )
 

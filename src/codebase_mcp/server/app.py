@@ -262,4 +262,16 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         result: dict[str, Any] = await _guard(go)
         return result
 
+    _forbid_unknown_arguments(server)
     return server
+
+
+def _forbid_unknown_arguments(server: MCPServer[Any]) -> None:
+    """A misspelt argument (``limt=5``) is an error, not silently ignored: every tool's argument model
+    forbids extra fields, and its published schema says ``additionalProperties: false``. (The SDK has
+    no option for this; its argument models are read live, so tightening them here takes effect.)"""
+    for tool in server._tool_manager.list_tools():
+        model = tool.fn_metadata.arg_model
+        model.model_config["extra"] = "forbid"
+        model.model_rebuild(force=True)
+        tool.parameters = model.model_json_schema(by_alias=True)
