@@ -234,38 +234,42 @@ def _unwrap(node: ts.Node) -> ts.Node:
 
 
 def _syntax_segments(root: ts.Node, budget: int) -> list[_Segment]:
+    """Definitions in document order. Iterative (an explicit stack, not recursion): syntax trees of
+    hostile or generated files nest tens of thousands of levels deep."""
     segments: list[_Segment] = []
-
-    def visit(node: ts.Node, prefix: str | None, inside: bool) -> None:
-        children = node.named_children
-        for index, outer in enumerate(children):
-            child = _unwrap(outer)
-            arrow = _arrow_function_name(child)
-            if _is_definition(child) or arrow:
-                name = arrow or _name(child)
-                symbol = f"{prefix}.{name}" if prefix and name else (name or prefix)
-                start = outer.start_point[0]
-                back = index - 1
-                # comments, decorators and attributes right above belong to the definition
-                while (
-                    back >= 0
-                    and any(a in children[back].type for a in _ATTACHED)
-                    and (children[back].end_point[0] >= start - 1)
-                ):
-                    start = children[back].start_point[0]
-                    back -= 1
-                receiver = child.child_by_field_name("receiver") is not None
-                kind = "function" if arrow else _kind(child, inside or receiver)
-                too_big = outer.end_byte - outer.start_byte > budget
-                if too_big and not arrow and _is_container(child):
-                    segments.append(_Segment(start, outer.end_point[0], "container:" + kind, symbol))
-                    visit(child, symbol, True)
-                else:
-                    segments.append(_Segment(start, outer.end_point[0], kind, symbol))
-            elif child.named_child_count:
-                visit(child, prefix, inside)
-
-    visit(root, None, False)
+    # frames: (siblings, index of the next one, enclosing symbol, inside a container)
+    stack: list[tuple[list[ts.Node], int, str | None, bool]] = [(root.named_children, 0, None, False)]
+    while stack:
+        children, index, prefix, inside = stack.pop()
+        if index >= len(children):
+            continue
+        stack.append((children, index + 1, prefix, inside))  # the next sibling, after this subtree
+        outer = children[index]
+        child = _unwrap(outer)
+        arrow = _arrow_function_name(child)
+        if _is_definition(child) or arrow:
+            name = arrow or _name(child)
+            symbol = f"{prefix}.{name}" if prefix and name else (name or prefix)
+            start = outer.start_point[0]
+            back = index - 1
+            # comments, decorators and attributes right above belong to the definition
+            while (
+                back >= 0
+                and any(a in children[back].type for a in _ATTACHED)
+                and (children[back].end_point[0] >= start - 1)
+            ):
+                start = children[back].start_point[0]
+                back -= 1
+            receiver = child.child_by_field_name("receiver") is not None
+            kind = "function" if arrow else _kind(child, inside or receiver)
+            too_big = outer.end_byte - outer.start_byte > budget
+            if too_big and not arrow and _is_container(child):
+                segments.append(_Segment(start, outer.end_point[0], "container:" + kind, symbol))
+                stack.append((child.named_children, 0, symbol, True))
+            else:
+                segments.append(_Segment(start, outer.end_point[0], kind, symbol))
+        elif child.named_child_count:
+            stack.append((child.named_children, 0, prefix, inside))
     return segments
 
 

@@ -161,6 +161,14 @@ def _read_lines(path: Path) -> list[str]:
         return []
 
 
+def _is_regular_file(path: Path) -> bool:
+    """A regular file, not a link; False for anything unreachable (e.g. a path past PATH_MAX)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def scan(root: Path, max_file_bytes: int) -> ScanResult:
     """List the files under ``root`` worth reading, and the ones left out with their reasons."""
     result = ScanResult()
@@ -174,7 +182,7 @@ def scan(root: Path, max_file_bytes: int) -> ScanResult:
     while stack:
         rel_dir, abs_dir, dir_rules = stack.pop()
         gitignore = abs_dir / ".gitignore"
-        if gitignore.is_file() and not gitignore.is_symlink():
+        if _is_regular_file(gitignore):
             dir_rules = dir_rules.push(rel_dir, _read_lines(gitignore))
         try:
             with os.scandir(abs_dir) as it:
