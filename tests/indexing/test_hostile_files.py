@@ -87,19 +87,44 @@ def make_deep_tree(root: Path, depth: int, name: str = "dd") -> None:
         os.close(fd)
 
 
+def remove_deep_tree(root: Path, depth: int, name: str = "dd") -> None:
+    """Remove it bottom-up without recursion (``shutil.rmtree`` recurses once per level)."""
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(depth):
+        nxt = os.open(name, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = nxt
+    for _ in range(depth + 1):
+        for entry in os.listdir(fd):
+            if entry != name:
+                os.unlink(entry, dir_fd=fd)
+        parent = os.open("..", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = parent
+        if _ < depth:
+            os.rmdir(name, dir_fd=fd)
+    os.close(fd)
+
+
 async def test_tree_deeper_than_path_max(
     db: Database, settings: Settings, fake_model: FakeEmbeddingModel, tmp_path: Path
 ) -> None:
     repo = tmp_path / "deep"
     repo.mkdir()
     make_deep_tree(repo, 2_500)  # 7,500 characters of path: past PATH_MAX (4,096)
-    result = await Indexer(db, fake_model, settings).index(repo)
+    try:
+        result = await Indexer(db, fake_model, settings).index(repo)
+    except BaseException:
+        remove_deep_tree(repo, 2_500)
+        raise
     # what can be named is indexed; below that, directories are skipped as unreadable, with the reason
     assert await scalar(db, "SELECT count(*) FROM chunks WHERE symbol = 'at_depth_0'") == 1
     assert await scalar(db, "SELECT count(*) FROM chunks WHERE symbol = 'at_depth_1000'") == 1
     assert await scalar(db, "SELECT count(*) FROM chunks WHERE symbol = 'deepest_leaf'") == 0
     assert result.skip_reasons.get("unreadable", 0) >= 1
     assert await scalar(db, "SELECT max(length(path)) FROM files") < 4096  # type: ignore[operator]
+    remove_deep_tree(repo, 2_500)
+    assert list(repo.iterdir()) == []
 
 
 async def test_many_tiny_files(
