@@ -36,3 +36,11 @@ class DatabaseUnavailable(CodebaseError):
 
 class EmbeddingError(CodebaseError):
     code = "embedding_error"
+
+
+class DatabaseFull(CodebaseError):
+    code = "database_full"
+
+
+class DatabaseReadOnly(CodebaseError):
+    code = "database_read_only"

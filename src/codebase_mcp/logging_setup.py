@@ -9,6 +9,18 @@ import sys
 from pathlib import Path
 
 
+class _WithoutTraceback(logging.Formatter):
+    """For the terminal: one line per record; tracebacks go to the log file only (or with -v)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
 def setup_logging(home: Path, *, verbose: bool = False, stderr: bool = True) -> Path | None:
     root = logging.getLogger()
     root.handlers.clear()
@@ -17,7 +29,7 @@ def setup_logging(home: Path, *, verbose: bool = False, stderr: bool = True) -> 
     if stderr:
         handler = logging.StreamHandler(sys.stderr)
         handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
-        handler.setFormatter(fmt)
+        handler.setFormatter(fmt if verbose else _WithoutTraceback(fmt._fmt))
         root.addHandler(handler)
     log_file: Path | None = None
     try:

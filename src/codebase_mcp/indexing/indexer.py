@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from codebase_mcp.embeddings.base import EmbeddingModel
 from codebase_mcp.errors import CodebaseError, InvalidInput
 from codebase_mcp.indexing.chunker import Chunk, chunk_file
@@ -28,7 +30,7 @@ from codebase_mcp.indexing.scanner import FileEntry, load_file, scan
 from codebase_mcp.indexing.tokens import search_text
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import repo_store
-from codebase_mcp.storage.database import Database
+from codebase_mcp.storage.database import Database, write_refused
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,26 @@ class Indexer:
         should_stop: StopCheck | None = None,
         embed: bool = True,
         fence: repo_store.Fence | None = None,
+    ) -> Progress:
+        """Index (or re-index) the repository at ``path``. Every batch commits on its own, so whatever
+        stops the run (an error, a cancel, a full disk) leaves the files committed so far searchable."""
+        try:
+            return await self._index(path, project_id, force, progress, should_stop, embed, fence)
+        except psycopg.Error as exc:
+            refused = write_refused(exc)
+            if refused is None:
+                raise
+            raise refused from exc
+
+    async def _index(
+        self,
+        path: str | os.PathLike[str],
+        project_id: str,
+        force: bool,
+        progress: ProgressCallback | None,
+        should_stop: StopCheck | None,
+        embed: bool,
+        fence: repo_store.Fence | None,
     ) -> Progress:
         root = validate_root(path)
         state = Progress(phase="scanning")

@@ -28,6 +28,7 @@ from codebase_mcp.search import untrusted
 from codebase_mcp.search.filters import SearchFilters
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import repo_store
+from codebase_mcp.storage.database import write_refused
 
 log = logging.getLogger(__name__)
 RESPONSE_BUDGET_CHARS = 60_000  # well under Claude Code's 25,000-token tool output limit
@@ -67,6 +68,12 @@ async def _guard(call: Callable[[], Awaitable[Any]]) -> Any:
         raise ToolError(exc.message) from None
     except ToolError:
         raise
+    except psycopg.Error as exc:
+        refused = write_refused(exc)
+        if refused is not None:
+            raise ToolError(refused.message) from None
+        log.exception("tool failed")
+        raise ToolError(f"Internal error ({type(exc).__name__}); details are in the server log.") from None
     except Exception as exc:
         log.exception("tool failed")
         raise ToolError(f"Internal error ({type(exc).__name__}); details are in the server log.") from None

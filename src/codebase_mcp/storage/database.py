@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from codebase_mcp.errors import DatabaseUnavailable
+from codebase_mcp.errors import CodebaseError, DatabaseFull, DatabaseReadOnly, DatabaseUnavailable
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri, restart_if_stopped, start_embedded
 from codebase_mcp.storage.migrate import migrate
@@ -82,6 +82,30 @@ class Database:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
         await self.pool.close()
+
+
+_DISK_WORDS = ("could not extend file", "could not write", "no space left on device", "file too large")
+
+
+def write_refused(exc: psycopg.Error) -> CodebaseError | None:
+    """A clear error when the database refused to store data because its disk is full or it is
+    read-only (PostgreSQL reports a full disk as SQLSTATE 53100, or as "could not extend file" with
+    a generic code); None for anything else."""
+    diag = exc.diag
+    state = exc.sqlstate or ""
+    primary = (diag.message_primary or str(exc).strip().splitlines()[0])[:300]
+    if (state.startswith("53") and state != "53300") or any(w in primary.lower() for w in _DISK_WORDS):
+        return DatabaseFull(
+            f"The database could not store more data: {primary}. Free disk space where PostgreSQL keeps "
+            "its data (the embedded one: under CODEBASE_MCP_HOME) and index again; what was indexed "
+            "before is intact and still searchable, and the next run resumes where this one stopped."
+        )
+    if state == "25006":
+        return DatabaseReadOnly(
+            f"The database is read-only: {primary}. Point DATABASE_URL at a writable primary, or turn off "
+            "default_transaction_read_only; searching the existing index still works."
+        )
+    return None
 
 
 def _describe(url: str) -> str:

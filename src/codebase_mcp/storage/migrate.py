@@ -25,10 +25,23 @@ def available_migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+async def _missing(conn: psycopg.AsyncConnection[object]) -> list[int]:
+    cur = await conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    row = await cur.fetchone()
+    wanted = [version for version, _, _ in available_migrations()]
+    if not row or not row[0]:  # type: ignore[index]
+        return wanted
+    cur = await conn.execute("SELECT version FROM schema_migrations")
+    done = {r[0] for r in await cur.fetchall()}  # type: ignore[index]
+    return [v for v in wanted if v not in done]
+
+
 async def migrate(conn: psycopg.AsyncConnection[object]) -> list[str]:
     """Apply the migrations this database lacks; return the names applied. ``conn`` must be in
     autocommit mode (each migration gets its own transaction)."""
     applied: list[str] = []
+    if not await _missing(conn):
+        return applied  # up to date: no lock, no write (so a read-only database still opens)
     await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
         await conn.execute(
