@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -92,6 +93,13 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(default=0.5, gt=0, description="How often an idle worker looks for jobs.")
     job_retention_days: float = Field(default=7.0, gt=0, description="Finished jobs older than this are pruned.")
     run_worker: bool = Field(default=True, description="Whether `serve` runs a job worker in-process.")
+    max_concurrent_searches: int = Field(
+        default=max(2, min(16, 2 * (os.cpu_count() or 1))),
+        ge=1,
+        le=256,
+        description="Searches one server runs at once (CPU-bound: twice the cores); more wait in line, so quick calls "
+        "such as status polls are not queued behind them.",
+    )
     search_candidates: int = Field(
         default=60, ge=10, le=1000, description="Candidates taken from each retriever before fusion."
     )

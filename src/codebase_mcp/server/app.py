@@ -38,6 +38,9 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_worl
 class State:
     runtime: Runtime
     working_project: str | None = None
+    # searches are CPU-bound: running more at once than there are cores only lengthens every one of
+    # them and the queue in front of quick calls (status polls); the rest wait their turn here
+    search_slots: asyncio.Semaphore = asyncio.Semaphore(4)
 
 
 STATE = State()
@@ -91,13 +94,22 @@ async def _resolve_project(project_id: str | None, *, must_exist: bool) -> str:
     return project
 
 
+def _report_warm_up(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("could not load the embedding model: %s", task.exception())
+
+
 def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier] | None = None) -> MCPServer[Any]:
     """The MCP server with its tools; ``http`` adds bearer-token auth for the HTTP transport."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[None]:
-        async with open_runtime(settings, max_connections=12) as rt:
+        async with open_runtime(settings, max_connections=24) as rt:
             STATE.runtime = rt
+            STATE.search_slots = asyncio.Semaphore(settings.max_concurrent_searches)
+            # load the embedding model now, in a thread, so the first search does not pay for it
+            warm_up = asyncio.create_task(asyncio.to_thread(rt.model.embed_query, "warm up"))
+            warm_up.add_done_callback(_report_warm_up)
             worker_task = None
             worker = None
             if settings.run_worker:
@@ -201,9 +213,10 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             project = await _resolve_project(project_id, must_exist=True)
             filters = SearchFilters(repository_id, language, file_type, directory)
             budget = max(400, RESPONSE_BUDGET_CHARS // limit - 600)
-            result = await STATE.runtime.search.search(
-                query, project_id=project, filters=filters, limit=limit, max_chars=budget
-            )
+            async with STATE.search_slots:
+                result = await STATE.runtime.search.search(
+                    query, project_id=project, filters=filters, limit=limit, max_chars=budget
+                )
             return {
                 "results": [h.to_dict() for h in result.hits],
                 "total_count": result.total_count,

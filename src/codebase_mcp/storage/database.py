@@ -122,8 +122,9 @@ async def _ensure_database(server_uri: str, name: str) -> None:
     async with await psycopg.AsyncConnection.connect(server_uri, autocommit=True) as conn:
         cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
         if await cur.fetchone() is None:
-            # another process may create it first
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            # another process may create it first: caught either by the name check (DuplicateDatabase)
+            # or, when both commands race, by the catalog's unique index (UniqueViolation)
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 

@@ -1,0 +1,44 @@
+"""Sixteen MCP clients searching back to back and three polling job status every 200 ms, against one
+server over streamable HTTP, while a large job runs: no errors, every search answered, the job keeps
+going. Runs ``bench/load.py`` (whose 60-second, real-model figures are in docs/reliability.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parents[2] / "bench" / "load.py"
+
+
+def test_sixteen_clients_search_while_a_job_runs() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH),
+            *[
+                "--clients",
+                "16",
+                "--pollers",
+                "3",
+                "--seconds",
+                "10",
+                "--files",
+                "3000",
+                "--provider",
+                "fake",
+                "--json",
+            ],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["errors"] == 0, figures["error_samples"]
+    assert figures["searches"] >= 16 and figures["empty_results"] == 0
+    assert figures["polls"] >= 3 * 10 / 0.5, "pollers kept polling (every 200 ms plus the round trip)"
+    assert figures["job_files_after"] > figures["job_files_before"], "the job progressed meanwhile"
+    assert figures["job_status_after"] in {"running", "completed"}
