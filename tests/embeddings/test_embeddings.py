@@ -13,7 +13,10 @@ from codebase_mcp.embeddings.base import create_model
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.embeddings.http import HttpEmbeddingModel
 from codebase_mcp.errors import EmbeddingError
+from codebase_mcp.indexing.indexer import Indexer
+from codebase_mcp.search.engine import SearchEngine
 from codebase_mcp.settings import Settings
+from codebase_mcp.storage.database import Database
 
 
 def test_fake_is_deterministic_normalised_and_counts() -> None:
@@ -119,3 +122,24 @@ def test_real_local_model_runs_offline_and_ranks_sensibly(
     assert docs.shape == (2, 384) and np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-5)
     query = model.embed_query("send a mail message")
     assert float(query @ docs[0]) > float(query @ docs[1]) + 0.1
+
+
+async def test_a_failing_provider_fails_the_index_clearly_and_keyword_search_still_works(
+    server: _Server, db: Database, settings: Settings, polyglot: Path
+) -> None:
+    """The embedding provider returns 503s for good: the run ends with a clear error naming the
+    provider, the files stored before the embedding phase stay keyword-searchable, and hybrid search
+    answers with keyword results and a warning instead of failing."""
+    server.failures_left = 10**6
+    model = HttpEmbeddingModel(server.url, "m", 8, attempts=2)
+    with pytest.raises(EmbeddingError, match="HTTP 503") as failure:
+        await Indexer(db, model, settings).index(polyglot)
+    assert server.url.split("/v1")[0] in failure.value.message
+    engine = SearchEngine(db, model)
+    keyword = await engine.search("compute total line items", mode="keyword")
+    assert keyword.hits and keyword.hits[0].path == "src/billing.py"
+    hybrid = await engine.search("compute total line items")
+    assert hybrid.hits and hybrid.hits[0].path == "src/billing.py"
+    assert hybrid.warning is not None and "Keyword results only" in hybrid.warning
+    with pytest.raises(EmbeddingError):
+        await engine.search("compute total line items", mode="dense")

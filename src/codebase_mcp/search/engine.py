@@ -4,6 +4,7 @@ HNSW) retrieval, fused and re-ranked, within one project."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -11,7 +12,7 @@ from typing import Any, Literal
 from psycopg import sql
 
 from codebase_mcp.embeddings.base import EmbeddingModel
-from codebase_mcp.errors import InvalidInput, NotFound
+from codebase_mcp.errors import EmbeddingError, InvalidInput, NotFound
 from codebase_mcp.indexing.tokens import query_terms
 from codebase_mcp.search import keyword
 from codebase_mcp.search.filters import SearchFilters, conditions
@@ -20,6 +21,7 @@ from codebase_mcp.search.untrusted import clean
 from codebase_mcp.storage import repo_store
 from codebase_mcp.storage.database import Database
 
+log = logging.getLogger(__name__)
 Mode = Literal["hybrid", "keyword", "dense"]
 MAX_QUERY_CHARS = 2000
 MAX_LIMIT = 50
@@ -54,6 +56,7 @@ class SearchResponse:
     total_count: int
     latency_ms: float
     mode: str
+    warning: str | None = None
 
 
 def check_query(query: str) -> str:
@@ -112,8 +115,23 @@ class SearchEngine:
         params["repos"] = repo_ids
         params["k"] = self.candidates
 
+        warning: list[str] = []
+
+        async def dense_or_nothing() -> list[dict[str, Any]]:
+            # hybrid search survives an embedding provider that is down: keyword results only, said so
+            try:
+                return await self._dense(query, conds, params)
+            except EmbeddingError as exc:
+                log.warning("dense retrieval skipped: %s", exc.message)
+                warning.append(f"Keyword results only: the embedding model failed ({exc.message})")
+                return []
+
         keyword_task = self._keyword(query, conds, params) if mode != "dense" else None
-        dense_task = self._dense(query, conds, params) if mode != "keyword" else None
+        dense_task = (
+            (dense_or_nothing() if mode == "hybrid" else self._dense(query, conds, params))
+            if mode != "keyword"
+            else None
+        )
         results = await asyncio.gather(*(t for t in (keyword_task, dense_task) if t is not None))
         keyword = results[0] if keyword_task is not None else []
         dense = results[-1] if dense_task is not None else []
@@ -131,7 +149,7 @@ class SearchEngine:
             candidates.sort(key=lambda c: c.score, reverse=True)
         top = candidates[:limit]
         hits = await self._hydrate(top, max_chars)
-        return SearchResponse(query, hits, len(candidates), _ms(started), mode)
+        return SearchResponse(query, hits, len(candidates), _ms(started), mode, warning[0] if warning else None)
 
     async def _repo_ids(self, conn: Any, project_id: str, repository: str | None) -> list[int]:
         if repository:

@@ -223,7 +223,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 "latency_ms": result.latency_ms,
                 "project_id": project,
                 "notice": untrusted.NOTICE,
-            }
+            } | ({"warning": result.warning} if result.warning else {})
 
         result: dict[str, Any] = await _guard(go)
         return result
