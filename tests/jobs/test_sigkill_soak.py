@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 
 from tests.conftest import cli_command, make_repo
-from tests.jobs.test_worker_processes import worker_env
+from tests.jobs.test_worker_processes import enqueue, worker_env
 
 N_FILES = 150
 TRIALS = 20
@@ -30,16 +30,6 @@ WHERE r.project_id = %s ORDER BY f.path, c.ordinal
 def index_rows(url: str, project: str) -> list[tuple[object, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute(INDEX_ROWS, (project,)).fetchall()
-
-
-def enqueue(url: str, project: str, repo: Path) -> str:
-    with psycopg.connect(url) as conn:
-        conn.execute("INSERT INTO projects (id) VALUES (%s) ON CONFLICT DO NOTHING", (project,))
-        row = conn.execute(
-            "INSERT INTO indexing_jobs (project_id, repo_path) VALUES (%s, %s) RETURNING id", (project, str(repo))
-        ).fetchone()
-    assert row is not None
-    return str(row[0])
 
 
 def status(url: str, job_id: str) -> tuple[str, int]:
@@ -74,7 +64,7 @@ def test_sigkill_at_random_points_twenty_times(cli_env: dict[str, str], tmp_path
     # from the cache as they will in every trial
     durations = []
     for project in ("reference", "warm"):
-        job = enqueue(url, project, repo)
+        job = enqueue(url, repo, project)
         proc = start_worker(env, log)
         wait_status(url, job, {"running"}, 60)
         t0 = time.monotonic()
@@ -92,7 +82,7 @@ def test_sigkill_at_random_points_twenty_times(cli_env: dict[str, str], tmp_path
     killed_while_running = 0
     for trial in range(TRIALS):
         project = f"trial{trial:02d}"
-        job = enqueue(url, project, repo)
+        job = enqueue(url, repo, project)
         victim = start_worker(env, log)
         wait_status(url, job, {"running", "completed"}, 60)
         time.sleep(rng.uniform(0, duration * 1.1))  # anywhere in the job, finalising included

@@ -46,11 +46,11 @@ def worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
                 proc.wait()
 
 
-def enqueue(url: str, repo: Path) -> str:
+def enqueue(url: str, repo: Path, project: str = "default") -> str:
     with psycopg.connect(url) as conn:
-        conn.execute("INSERT INTO projects (id) VALUES ('default') ON CONFLICT DO NOTHING")
+        conn.execute("INSERT INTO projects (id) VALUES (%s) ON CONFLICT DO NOTHING", (project,))
         row = conn.execute(
-            "INSERT INTO indexing_jobs (project_id, repo_path) VALUES ('default', %s) RETURNING id", (str(repo),)
+            "INSERT INTO indexing_jobs (project_id, repo_path) VALUES (%s, %s) RETURNING id", (project, str(repo))
         ).fetchone()
     assert row is not None
     return str(row[0])

