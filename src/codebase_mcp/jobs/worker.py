@@ -65,7 +65,6 @@ class Worker:
                 failures += 1
                 if isinstance(exc, psycopg.OperationalError):
                     log.warning("database unavailable (%s); retrying", str(exc).strip()[:200])
-                    await self.rt.db.recover()
                 else:
                     log.exception("worker loop error")
                 ran = False
@@ -154,7 +153,6 @@ class Worker:
             # so it resumes from its last committed batch once the database answers again
             log.warning("job %s attempt %d: database error, requeueing: %s", job_id, attempt, exc)
             self.db_errors += 1
-            await self.rt.db.recover()
             outcome = ("pending", f"requeued after a database error: {str(exc).strip()[:200]}", None)
         except CodebaseError as exc:
             outcome = ("failed", "failed", exc.message)

@@ -61,9 +61,10 @@ class Database:
             yield conn
 
     async def recover(self) -> bool:
-        """After a connection failure: if the embedded server has stopped, start it again (at most
-        once a second). External servers are someone else's to restart; the pool reconnects by itself
-        once they answer. Returns True when the embedded server was restarted."""
+        """If the embedded server has stopped, start it again (checked at most twice a second: the
+        watchdog calls this every second, a failed tool call at once). External servers are someone
+        else's to restart; the pool reconnects by itself once they answer. Returns True when the
+        embedded server was restarted."""
         if not self.embedded or self.home is None:
             return False
         async with self._recovering:
