@@ -18,11 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from codebase_mcp.domain import JobPhase, Progress
 from codebase_mcp.embeddings.base import create_model
-from codebase_mcp.indexing.indexer import Cancelled, Indexer, Progress, embedding_text
+from codebase_mcp.errors import Cancelled
+from codebase_mcp.indexing.indexer import Indexer, embedding_text
 from codebase_mcp.search.engine import SearchEngine
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import repo_store
+from codebase_mcp.storage import index_store
 from codebase_mcp.storage.database import open_database
 from common import THROUGHPUT_PACKAGES, build_corpus, count_files, peak_rss_mib, percentile, table
 
@@ -45,10 +47,10 @@ async def main(args: argparse.Namespace) -> None:
         row = await cur.fetchone()
         assert row is not None
         repo_id = int(row["id"])
-        model_id = await repo_store.ensure_model(conn, model.name, model.dimension)
+        model_id = await index_store.ensure_model(conn, model.name, model.dimension)
 
     deadline = time.perf_counter() + args.embed_seconds
-    state = Progress(phase="embedding")
+    state = Progress(phase=JobPhase.EMBEDDING)
     t1 = time.perf_counter()
     try:
         await indexer.embed_pending(repo_id, model_id, state, lambda p: None, lambda: time.perf_counter() > deadline)
@@ -137,8 +139,8 @@ async def embed_files(db: Any, model: Any, repo_id: int, model_id: int, paths: l
         todo = {r["embed_hash"]: embedding_text(r["path"], r["symbol"], r["content"]) for r in rows if not r["cached"]}
         if todo:
             vectors = model.embed_batch(list(todo.values()), "document")
-            await repo_store.add_to_cache(conn, model_id, list(todo), vectors)
-        await repo_store.fill_from_cache(conn, repo_id, model_id, [r["id"] for r in rows])
+            await index_store.add_to_cache(conn, model_id, list(todo), vectors)
+        await index_store.fill_from_cache(conn, repo_id, model_id, [r["id"] for r in rows])
         await conn.commit()
     return len(todo), len(rows) - len(todo)
 

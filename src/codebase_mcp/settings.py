@@ -116,7 +116,3 @@ class Settings(BaseSettings):
     http_max_body_bytes: int = Field(
         default=1_000_000, ge=1024, le=100_000_000, description="Largest HTTP request body accepted."
     )
-
-
-def get_settings() -> Settings:
-    return Settings()

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from codebase_mcp.core.languages import language_for
 from codebase_mcp.indexing.chunker import Chunk, chunk_file
-from codebase_mcp.indexing.languages import language_for
 
 POLYGLOT = Path(__file__).parents[1] / "fixtures" / "polyglot"
 

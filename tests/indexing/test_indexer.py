@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
-from codebase_mcp.errors import InvalidInput
-from codebase_mcp.indexing.indexer import Cancelled, Indexer
+from codebase_mcp.errors import Cancelled, InvalidInput
+from codebase_mcp.indexing.indexer import Indexer
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.database import Database
 

@@ -18,7 +18,7 @@ def write(root: Path, rel: str, content: str | bytes = "x = 1\n") -> Path:
 
 def paths(root: Path) -> tuple[set[str], dict[str, str]]:
     result = scan(root, max_file_bytes=100_000)
-    return {f.rel_path for f in result.files}, dict(result.skipped)
+    return {f.rel_path for f in result.files}, {s.path: s.reason for s in result.skipped}
 
 
 def test_gitignore_at_every_level_with_negation(tmp_path: Path) -> None:

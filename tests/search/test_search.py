@@ -4,13 +4,14 @@ from pathlib import Path
 
 import pytest
 
+from codebase_mcp.domain import SearchFilters
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.errors import InvalidInput, NotFound
 from codebase_mcp.indexing.indexer import Indexer
 from codebase_mcp.search.engine import SearchEngine
-from codebase_mcp.search.filters import SearchFilters, glob_to_regex
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.database import Database
+from codebase_mcp.storage.search_store import glob_to_regex
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ async def test_filters(engine: SearchEngine) -> None:
 async def test_metacharacters_are_literal(engine: SearchEngine, db: Database) -> None:
     for hostile in ("' OR '1'='1", "%", "_", "\\", "; DROP TABLE chunks; --"):
         result = await engine.search(hostile, filters=SearchFilters(path_prefix=hostile, language=hostile))
-        assert result.hits == []
+        assert result.hits == ()
     assert (await engine.search("invoice")).hits  # tables intact
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from codebase_mcp.domain import SearchFilters
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.errors import InvalidInput, NotFound
 from codebase_mcp.indexing.indexer import Indexer
 from codebase_mcp.search.engine import SearchEngine
-from codebase_mcp.search.filters import SearchFilters
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.database import Database
 
@@ -49,7 +49,7 @@ async def test_metacharacters_are_literal(db: Database, settings: Settings, poly
             if filters.path_prefix is not None and not value.replace("\\", "/").strip("./"):
                 continue  # "\\" is a path separator: the repository root, which holds everything
             res = await engine.search("parse", filters=filters, limit=10)
-            assert res.hits == [], f"{filters} matched as a pattern"
+            assert res.hits == (), f"{filters} matched as a pattern"
         with pytest.raises((InvalidInput, NotFound)):
             await engine.search("parse", project_id=value)
         with pytest.raises((InvalidInput, NotFound)):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from mcp.client.session import ClientSession
 from mcp.client.stdio import stdio_client
 
-from codebase_mcp.search.untrusted import NOTICE, clean, has_hidden
+from codebase_mcp.core.untrusted import NOTICE, clean, has_hidden
 from tests.conftest import cli_command
 from tests.server.client import call, params, wait_done
 

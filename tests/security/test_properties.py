@@ -11,12 +11,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from codebase_mcp.core.tokens import query_terms
+from codebase_mcp.core.validation import parse_job_id, printable, validate_client_path
+from codebase_mcp.domain import SearchFilters
 from codebase_mcp.errors import InvalidInput, NotFound
-from codebase_mcp.indexing.indexer import validate_client_path
-from codebase_mcp.indexing.tokens import query_terms
-from codebase_mcp.jobs.store import parse_job_id, printable
 from codebase_mcp.search.engine import check_limit, check_query
-from codebase_mcp.search.filters import SearchFilters, conditions, glob_to_regex
+from codebase_mcp.storage.search_store import conditions, glob_to_regex
 
 HOSTILE = st.one_of(
     st.text(),

@@ -7,8 +7,9 @@ import json
 import logging
 import signal
 import sys
+from collections import Counter
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -18,11 +19,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from codebase_mcp.cli.progress import progress_reporter
+from codebase_mcp.core import untrusted
+from codebase_mcp.domain import SearchFilters
 from codebase_mcp.errors import CodebaseError, InvalidInput, NotFound
 from codebase_mcp.logging_setup import setup_logging
 from codebase_mcp.runtime import open_runtime
-from codebase_mcp.search import untrusted
-from codebase_mcp.search.filters import SearchFilters
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import repo_store
 
@@ -158,24 +159,24 @@ def repos(
         async with open_runtime(settings) as rt, rt.db.connection() as conn:
             rows = await repo_store.list_repositories(conn, project)
         if as_json:
-            sys.stdout.write(json.dumps(rows, indent=2, default=_json_default) + "\n")
+            sys.stdout.write(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
             return
         if not rows:
             out.print("no repositories indexed yet: run `codebase-mcp index PATH`")
             return
         table = Table("id", "project", "name", "path", "files", "chunks", "embedded", "skipped", "last indexed")
         for r in rows:
-            coverage = f"{r['embedded']}/{r['chunks']}"
-            last = r["last_indexed_at"].strftime("%Y-%m-%d %H:%M") if r["last_indexed_at"] else "never"
+            repo = r.repository
+            last = repo.last_indexed_at.strftime("%Y-%m-%d %H:%M") if repo.last_indexed_at else "never"
             table.add_row(
-                str(r["id"]),
-                r["project_id"],
-                r["name"],
-                r["root_path"],
-                str(r["files"]),
-                str(r["chunks"]),
-                coverage,
-                str(r["skipped"]),
+                str(repo.id),
+                escape(repo.project_id),
+                escape(repo.name),
+                escape(repo.root_path),
+                str(r.files),
+                str(r.chunks),
+                f"{r.embedded}/{r.chunks}",
+                str(r.skipped),
                 last,
             )
         out.print(table)
@@ -193,8 +194,8 @@ def forget(
     async def go(settings: Settings) -> None:
         async with open_runtime(settings) as rt, rt.db.connection() as conn:
             repo = await repo_store.find_repository(conn, project, _repo_ref(repository))
-            await repo_store.forget_repository(conn, int(repo["id"]))
-        out.print(f"forgot {repo['root_path']} (id {repo['id']})", highlight=False)
+            await repo_store.forget_repository(conn, repo.id)
+        out.print(f"forgot {escape(repo.root_path)} (id {repo.id})", highlight=False)
 
     _run(go)
 
@@ -211,19 +212,16 @@ def skipped(
     async def go(settings: Settings) -> None:
         async with open_runtime(settings) as rt, rt.db.connection() as conn:
             repo = await repo_store.find_repository(conn, project, _repo_ref(repository))
-            rows = await repo_store.skipped_files(conn, int(repo["id"]))
+            rows = await repo_store.skipped_files(conn, repo.id)
         if reason:
-            rows = [r for r in rows if r[1] == reason]
+            rows = [r for r in rows if r.reason == reason]
         if as_json:
-            sys.stdout.write(json.dumps([{"path": p, "reason": r} for p, r in rows], indent=2) + "\n")
+            sys.stdout.write(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
             return
-        counts: dict[str, int] = {}
-        for _, r in rows:
-            counts[r] = counts.get(r, 0) + 1
-        for r, n in sorted(counts.items()):
-            out.print(f"{r}: {n}", highlight=False)
-        for p, r in rows:
-            out.print(f"  {r:<24} {untrusted.clean(p, 1000)}", highlight=False, markup=False)
+        for why, n in sorted(Counter(r.reason for r in rows).items()):
+            out.print(f"{why}: {n}", highlight=False)
+        for r in rows:
+            out.print(f"  {r.reason:<24} {untrusted.clean(r.path, 1000)}", highlight=False, markup=False)
 
     _run(go)
 
@@ -234,22 +232,12 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
     async def go(settings: Settings) -> None:
         async with open_runtime(settings) as rt, rt.db.connection() as conn:
-            cur = await conn.execute(
-                "SELECT current_setting('server_version') AS server, "
-                " (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector, "
-                " (SELECT max(version) FROM schema_migrations) AS schema_version, "
-                " (SELECT count(*) FROM projects) AS projects, (SELECT count(*) FROM repositories) AS repositories, "
-                " (SELECT count(*) FROM files) AS files, (SELECT count(*) FROM chunks) AS chunks, "
-                " (SELECT count(*) FROM chunks WHERE embedding IS NOT NULL) AS embedded, "
-                " (SELECT count(*) FROM embedding_cache) AS cached_vectors, "
-                " pg_size_pretty(pg_database_size(current_database())) AS size"
-            )
-            row: dict[str, Any] = dict(await cur.fetchone() or {})
+            row: dict[str, Any] = asdict(await repo_store.database_status(conn))
         row["database"] = "embedded" if rt.db.embedded else "external"
         row["data_dir"] = str(settings.home) if rt.db.embedded else None
         row["embedding_model"] = f"{rt.model.name} ({rt.model.dimension} dimensions)"
         if as_json:
-            sys.stdout.write(json.dumps(row, indent=2, default=_json_default) + "\n")
+            sys.stdout.write(json.dumps(row, indent=2) + "\n")
             return
         for key, value in row.items():
             out.print(f"{key:<16} {value}", highlight=False)
@@ -321,12 +309,6 @@ def _repo_ref(value: str) -> str:
     if path.is_dir():
         return str(path.resolve())
     return value
-
-
-def _json_default(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
 
 
 def main() -> None:  # pragma: no cover

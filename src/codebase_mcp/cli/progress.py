@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from codebase_mcp.indexing.indexer import Progress as IndexProgress
+from codebase_mcp.domain import Progress as IndexProgress
 
 
 @contextmanager

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from codebase_mcp.core.tokens import code_tokens
 from codebase_mcp.embeddings.base import EmbeddingModel, Mode, Vectors, normalise, register
-from codebase_mcp.indexing.tokens import code_tokens
 from codebase_mcp.settings import Settings
 
 

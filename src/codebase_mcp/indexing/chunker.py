@@ -104,10 +104,6 @@ def _parser(language: str) -> ts.Parser | None:
     return ts.Parser(ts.Language(getattr(module, spec[1])()))
 
 
-def supported_languages() -> list[str]:
-    return sorted([*GRAMMARS, "markdown"])
-
-
 def chunk_file(text: str, language: str, budget: int) -> list[Chunk]:
     """Chunks of one file's text. ``budget`` is the largest chunk in characters (a line longer than
     the budget still makes one chunk)."""

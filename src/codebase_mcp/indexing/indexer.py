@@ -16,60 +16,26 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import replace
 
-import psycopg
-
+from codebase_mcp.core.languages import language_for
+from codebase_mcp.core.tokens import search_text
+from codebase_mcp.core.validation import validate_root
+from codebase_mcp.domain import BatchStats, ChunkRow, FileState, FileWrite, JobPhase, Progress, SkippedFile
 from codebase_mcp.embeddings.base import EmbeddingModel
-from codebase_mcp.errors import CodebaseError, InvalidInput
+from codebase_mcp.errors import Cancelled
 from codebase_mcp.indexing.chunker import Chunk, chunk_file
-from codebase_mcp.indexing.languages import language_for
 from codebase_mcp.indexing.scanner import FileEntry, load_file, scan
-from codebase_mcp.indexing.tokens import search_text
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import repo_store
-from codebase_mcp.storage.database import Database, write_refused
+from codebase_mcp.storage import index_store
+from codebase_mcp.storage.database import Database
+from codebase_mcp.storage.index_store import Fence
 
 log = logging.getLogger(__name__)
-
-
-class Cancelled(CodebaseError):
-    code = "cancelled"
-
-
-@dataclass
-class Progress:
-    phase: str  # scanning, chunking, embedding, finalizing, done
-    files_total: int = 0
-    files_done: int = 0
-    files_indexed: int = 0
-    files_unchanged: int = 0
-    files_deleted: int = 0
-    files_skipped: int = 0
-    chunks_created: int = 0
-    chunks_total_to_embed: int = 0
-    chunks_embedded: int = 0
-    embeddings_from_cache: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
-    skip_reasons: dict[str, int] = field(default_factory=dict)
-
 
 ANALYZE_AFTER_CHUNKS = 5000
 ProgressCallback = Callable[[Progress], None]
 StopCheck = Callable[[], bool]
-
-
-@dataclass
-class _Prepared:
-    entry: FileEntry
-    text: str | None
-    skip_reason: str | None
-    content_hash: bytes | None
-    chunks: list[Chunk]
-    unchanged: bool = False  # only size/mtime moved
-    rows: list[tuple[Any, ...]] = field(default_factory=list)  # chunk rows for COPY, built off the event loop
 
 
 def embedding_text(rel_path: str, symbol: str | None, content: str) -> str:
@@ -82,34 +48,21 @@ def text_hash(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", errors="replace"), digest_size=16).digest()
 
 
-def validate_root(path: str | os.PathLike[str]) -> Path:
-    """An absolute, existing, readable directory, or an error that says which of these it is not."""
-    raw = os.fspath(path)
-    if not raw or not raw.strip():
-        raise InvalidInput("The repository path is empty. Give the path of a directory to index.")
-    if "\x00" in raw:
-        raise InvalidInput("The repository path contains a NUL character.")
-    shown = raw[:300].encode("utf-8", "backslashreplace").decode()
-    try:
-        candidate = Path(raw).expanduser()
-        if not candidate.exists():
-            raise InvalidInput(f"The path {shown} does not exist. Check the spelling, or give an absolute path.")
-        if not candidate.is_dir():
-            raise InvalidInput(f"The path {shown} is not a directory. Give the repository's root directory.")
-        root = candidate.resolve()
-    except (UnicodeError, ValueError, OSError) as exc:  # undecodable names, names too long, loops
-        raise InvalidInput(f"The path {shown} cannot be used: {type(exc).__name__}.") from None
-    if not os.access(root, os.R_OK | os.X_OK):
-        raise InvalidInput(f"The directory {root} cannot be read (permission denied).")
-    return root
-
-
-def validate_client_path(raw: str) -> Path:
-    """A repository path from a remote client: also absolute, without any ``..`` component."""
-    if not isinstance(raw, str) or not os.path.isabs(raw) or ".." in Path(raw).parts:
-        shown = str(raw)[:200].encode("utf-8", "backslashreplace").decode()
-        raise InvalidInput(f"The path {shown!r} must be absolute and must not contain '..'.")
-    return validate_root(raw)
+def chunk_rows(rel_path: str, language: str, chunks: Sequence[Chunk]) -> tuple[ChunkRow, ...]:
+    return tuple(
+        ChunkRow(
+            ordinal=ordinal,
+            start_line=c.start_line,
+            end_line=c.end_line,
+            kind=c.kind,
+            symbol=c.symbol,
+            language=language,
+            content=c.content,
+            embed_hash=text_hash(embedding_text(rel_path, c.symbol, c.content)),
+            search_text=search_text(c.content, rel_path, c.symbol),
+        )
+        for ordinal, c in enumerate(chunks)
+    )
 
 
 class Indexer:
@@ -129,88 +82,74 @@ class Indexer:
         progress: ProgressCallback | None = None,
         should_stop: StopCheck | None = None,
         embed: bool = True,
-        fence: repo_store.Fence | None = None,
+        fence: Fence | None = None,
     ) -> Progress:
         """Index (or re-index) the repository at ``path``. Every batch commits on its own, so whatever
         stops the run (an error, a cancel, a full disk) leaves the files committed so far searchable."""
-        try:
-            return await self._index(path, project_id, force, progress, should_stop, embed, fence)
-        except psycopg.Error as exc:
-            refused = write_refused(exc)
-            if refused is None:
-                raise
-            raise refused from exc
-
-    async def _index(
-        self,
-        path: str | os.PathLike[str],
-        project_id: str,
-        force: bool,
-        progress: ProgressCallback | None,
-        should_stop: StopCheck | None,
-        embed: bool,
-        fence: repo_store.Fence | None,
-    ) -> Progress:
         root = validate_root(path)
-        state = Progress(phase="scanning")
+        state = Progress(phase=JobPhase.SCANNING)
         notify = progress or (lambda _p: None)
         stop = should_stop or (lambda: False)
 
         async with self.db.connection() as conn:
-            await repo_store.ensure_project(conn, project_id)
-            repo_id = await repo_store.ensure_repository(conn, project_id, str(root), root.name)
-            model_id = await repo_store.ensure_model(conn, self.model.name, self.model.dimension)
+            await index_store.ensure_project(conn, project_id)
+            repo_id = await index_store.ensure_repository(conn, project_id, str(root), root.name)
+        async with self.db.connection() as conn:
+            model_id = await index_store.ensure_model(conn, self.model.name, self.model.dimension)
+        async with self.db.connection() as conn:
             if force:
-                await repo_store.clear_repository(conn, repo_id)
-            await repo_store.drop_foreign_embeddings(conn, repo_id, model_id)
+                await index_store.clear_repository(conn, repo_id)
+            await index_store.drop_foreign_embeddings(conn, repo_id, model_id)
 
         started = time.perf_counter()
         notify(state)
         result = await asyncio.to_thread(scan, root, self.settings.max_file_bytes)
         state.seconds["scan"] = time.perf_counter() - started
-        skipped: list[tuple[str, str]] = list(result.skipped)
+        skipped: list[SkippedFile] = list(result.skipped)
         state.files_total = len(result.files)
 
         async with self.db.connection() as conn:
-            known = await repo_store.file_states(conn, repo_id)
+            known = await index_store.file_states(conn, repo_id)
         on_disk = {entry.rel_path for entry in result.files}
         gone = [p for p in known if p not in on_disk]
         if gone:
             async with self.db.connection() as conn:
-                await repo_store.delete_files(conn, repo_id, gone)
+                await index_store.delete_files(conn, repo_id, gone)
             state.files_deleted = len(gone)
 
         to_read: list[FileEntry] = []
         for entry in result.files:
             old = known.get(entry.rel_path)
-            if old is not None and old[0] == entry.size and old[1] == entry.mtime_ns:
+            if old is not None and old.size == entry.size and old.mtime_ns == entry.mtime_ns:
                 state.files_unchanged += 1
             else:
                 to_read.append(entry)
         state.files_done = state.files_unchanged
-        state.phase = "chunking"
+        state.phase = JobPhase.CHUNKING
         notify(state)
 
         started = time.perf_counter()
         batch_size = self.settings.store_batch_files
         batches = [to_read[i : i + batch_size] for i in range(0, len(to_read), batch_size)]
         # pipeline: the next batch is read and chunked in a thread while PostgreSQL stores this one
-        pending: asyncio.Future[list[_Prepared]] | None = None
+        pending: asyncio.Future[list[FileWrite]] | None = None
         try:
             for index, batch in enumerate(batches):
                 if stop():
                     raise Cancelled("Indexing was cancelled; the files stored so far stay indexed.")
-                prepared = await (pending or asyncio.to_thread(self._prepare, batch, known))
+                writes = await (pending or asyncio.to_thread(self._prepare, batch, known))
                 pending = None
                 if index + 1 < len(batches):
                     pending = asyncio.ensure_future(asyncio.to_thread(self._prepare, batches[index + 1], known))
                 async with self.db.connection() as conn:
-                    stats = await repo_store.store_batch(conn, repo_id, prepared, fence, self._batch_timeout_ms)
+                    stats = await index_store.store_batch(conn, repo_id, writes, self._batch_timeout_ms)
+                    if fence is not None:
+                        await fence(conn, stats)
                 state.files_indexed += stats.files_written
                 state.files_unchanged += stats.files_touched
                 state.chunks_created += stats.chunks_written
                 state.files_deleted += stats.files_dropped
-                skipped.extend((p.entry.rel_path, p.skip_reason) for p in prepared if p.skip_reason)
+                skipped.extend(SkippedFile(w.path, w.skip_reason) for w in writes if w.skip_reason)
                 state.files_done += len(batch)
                 notify(state)
         finally:
@@ -220,65 +159,47 @@ class Indexer:
 
         state.files_skipped = len(skipped)
         counts: dict[str, int] = {}
-        for _, reason in skipped:
-            counts[reason] = counts.get(reason, 0) + 1
+        for item in skipped:
+            counts[item.reason] = counts.get(item.reason, 0) + 1
         state.skip_reasons = counts
         async with self.db.connection() as conn:
-            await repo_store.replace_skipped(conn, repo_id, skipped)
-            if state.chunks_created >= ANALYZE_AFTER_CHUNKS:
-                # fresh statistics keep keyword search fast on a big new index (search/keyword.py)
-                await conn.execute("ANALYZE chunks")
-                await conn.commit()
+            await index_store.replace_skipped(conn, repo_id, skipped)
+        if state.chunks_created >= ANALYZE_AFTER_CHUNKS:
+            # fresh statistics keep keyword search fast on a big new index (storage/search_store.py)
+            async with self.db.connection() as conn:
+                await index_store.analyze_chunks(conn)
 
         if embed:
-            state.phase = "embedding"
+            state.phase = JobPhase.EMBEDDING
             notify(state)
             await self.embed_pending(repo_id, model_id, state, notify, stop, fence)
 
-        state.phase = "finalizing"
+        state.phase = JobPhase.FINALIZING
         notify(state)
         async with self.db.connection() as conn:
-            await repo_store.mark_indexed(conn, repo_id)
-        state.phase = "done"
+            await index_store.mark_indexed(conn, repo_id)
+        state.phase = JobPhase.DONE
         notify(state)
         return state
 
-    def _prepare(self, batch: Sequence[FileEntry], known: dict[str, tuple[int, int, bytes]]) -> list[_Prepared]:
-        out: list[_Prepared] = []
+    def _prepare(self, batch: Sequence[FileEntry], known: dict[str, FileState]) -> list[FileWrite]:
+        out: list[FileWrite] = []
         for entry in batch:
+            language = language_for(entry.rel_path)
+            base = FileWrite(entry.rel_path, entry.size, entry.mtime_ns, language)
             text, reason = load_file(entry, self.settings.max_line_length)
             if text is None:
-                out.append(_Prepared(entry, None, reason, None, []))
+                out.append(replace(base, skip_reason=reason or "unreadable"))
                 continue
             digest = text_hash(text)
             old = known.get(entry.rel_path)
-            if old is not None and old[2] == digest:
-                out.append(_Prepared(entry, text, None, digest, [], unchanged=True))
+            if old is not None and old.content_hash == digest:
+                out.append(replace(base, text=text, content_hash=digest, unchanged=True))
                 continue
-            language = language_for(entry.rel_path)
             chunks = chunk_file(text, language, self.settings.chunk_max_chars)
-            rows = self._chunk_rows(entry.rel_path, language, chunks)
-            out.append(_Prepared(entry, text, None, digest, chunks, rows=rows))
+            rows = chunk_rows(entry.rel_path, language, chunks)
+            out.append(replace(base, text=text, content_hash=digest, chunks=rows))
         return out
-
-    @staticmethod
-    def _chunk_rows(rel_path: str, language: str, chunks: list[Chunk]) -> list[tuple[Any, ...]]:
-        rows = []
-        for ordinal, c in enumerate(chunks):
-            rows.append(
-                (
-                    ordinal,
-                    c.start_line,
-                    c.end_line,
-                    c.kind,
-                    c.symbol,
-                    language,
-                    c.content,
-                    text_hash(embedding_text(rel_path, c.symbol, c.content)),
-                    search_text(c.content, rel_path, c.symbol),
-                )
-            )
-        return rows
 
     async def embed_pending(
         self,
@@ -287,15 +208,15 @@ class Indexer:
         state: Progress,
         notify: ProgressCallback,
         stop: StopCheck,
-        fence: repo_store.Fence | None = None,
+        fence: Fence | None = None,
     ) -> None:
         started = time.perf_counter()
         async with self.db.connection() as conn:
-            state.chunks_total_to_embed = await repo_store.count_unembedded(conn, repo_id)
-            async with conn.transaction():
-                cached = await repo_store.fill_from_cache(conn, repo_id, model_id, None)
-                if fence is not None:
-                    await fence(conn, repo_store.BatchStats(), cached)
+            state.chunks_total_to_embed = await index_store.count_unembedded(conn, repo_id)
+        async with self.db.connection() as conn:
+            cached = await index_store.fill_from_cache(conn, repo_id, model_id, None)
+            if fence is not None:
+                await fence(conn, BatchStats(chunks_embedded=cached))
         state.embeddings_from_cache += cached
         state.chunks_embedded += cached
         notify(state)
@@ -304,20 +225,20 @@ class Indexer:
             if stop():
                 raise Cancelled("Indexing was cancelled; embedded chunks are kept, the rest resume later.")
             async with self.db.connection() as conn:
-                pending = await repo_store.unembedded_batch(conn, repo_id, batch_size)
+                pending = await index_store.unembedded_batch(conn, repo_id, batch_size)
             if not pending:
                 break
             unique: dict[bytes, str] = {}
-            for _chunk_id, embed_hash, rel_path, symbol, content in pending:
-                unique.setdefault(embed_hash, embedding_text(rel_path, symbol, content))
+            for chunk in pending:
+                unique.setdefault(chunk.embed_hash, embedding_text(chunk.path, chunk.symbol, chunk.content))
             hashes = list(unique)
             vectors = await asyncio.to_thread(self.model.embed_batch, [unique[h] for h in hashes], "document")
-            async with self.db.connection() as conn, conn.transaction():
-                await repo_store.bound_statements(conn, self._batch_timeout_ms)
-                await repo_store.add_to_cache(conn, model_id, hashes, vectors)
-                filled = await repo_store.fill_from_cache(conn, repo_id, model_id, [row[0] for row in pending])
+            async with self.db.connection() as conn:
+                await index_store.bound_statements(conn, self._batch_timeout_ms)
+                await index_store.add_to_cache(conn, model_id, hashes, vectors)
+                filled = await index_store.fill_from_cache(conn, repo_id, model_id, [c.chunk_id for c in pending])
                 if fence is not None:
-                    await fence(conn, repo_store.BatchStats(), filled)
+                    await fence(conn, BatchStats(chunks_embedded=filled))
             state.chunks_embedded += filled
             notify(state)
         state.seconds["embed"] = time.perf_counter() - started

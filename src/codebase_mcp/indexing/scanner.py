@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
 
-from codebase_mcp.indexing.languages import BINARY_EXTENSIONS
-from codebase_mcp.indexing.secrets import secret_by_name, secret_in_text
+from codebase_mcp.core.languages import BINARY_EXTENSIONS
+from codebase_mcp.core.secrets import secret_by_name, secret_in_text
+from codebase_mcp.domain import SkippedFile
 
 PROJECT_IGNORE_FILE = ".codebase-mcp-ignore"
 
@@ -124,10 +124,7 @@ class FileEntry:
 @dataclass
 class ScanResult:
     files: list[FileEntry] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason); folders end in "/"
-
-    def skip_counts(self) -> Counter[str]:
-        return Counter(reason for _, reason in self.skipped)
+    skipped: list[SkippedFile] = field(default_factory=list)
 
 
 class _IgnoreRules:
@@ -188,7 +185,7 @@ def scan(root: Path, max_file_bytes: int) -> ScanResult:
             with os.scandir(abs_dir) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError:
-            result.skipped.append((rel_dir + "/" if rel_dir else "./", "unreadable"))
+            result.skipped.append(SkippedFile(rel_dir + "/" if rel_dir else "./", "unreadable"))
             continue
         subdirs: list[tuple[str, Path, _IgnoreRules]] = []
         for entry in entries:
@@ -197,7 +194,7 @@ def scan(root: Path, max_file_bytes: int) -> ScanResult:
             if reason == "dir":
                 subdirs.append((rel, Path(entry.path), dir_rules))
             elif reason is not None:
-                result.skipped.append((rel + "/" if reason.endswith("_dir") else rel, reason))
+                result.skipped.append(SkippedFile(rel + "/" if reason.endswith("_dir") else rel, reason))
         stack.extend(reversed(subdirs))
     return result
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from codebase_mcp.indexing.tokens import code_tokens, split_identifier
+from codebase_mcp.core.tokens import code_tokens, split_identifier
+from codebase_mcp.domain import RetrievedChunk
 
 RRF_K = 60
 _TEST_PATH = re.compile(
@@ -33,6 +34,10 @@ class Candidate:
     dense_rank: int | None = None
     score: float = 0.0
     signals: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, found: RetrievedChunk) -> Candidate:
+        return cls(found.chunk_id, found.file_id, found.path, found.symbol, found.kind, found.language)
 
 
 def rrf(candidates: list[Candidate]) -> None:

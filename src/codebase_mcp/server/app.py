@@ -4,94 +4,103 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, ParamSpec
 
-import psycopg
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from codebase_mcp.errors import CodebaseError, InvalidInput, NotFound
-from codebase_mcp.indexing.indexer import validate_client_path
-from codebase_mcp.jobs import store
+from codebase_mcp.core import untrusted
+from codebase_mcp.core.validation import check_project_id, validate_client_path
+from codebase_mcp.domain import SearchFilters
+from codebase_mcp.errors import CodebaseError, DatabaseUnavailable, InvalidInput, NotFound
 from codebase_mcp.jobs.worker import Worker
 from codebase_mcp.runtime import Runtime, open_runtime
-from codebase_mcp.search import untrusted
-from codebase_mcp.search.filters import SearchFilters
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import repo_store
-from codebase_mcp.storage.database import write_refused
+from codebase_mcp.storage import index_store, job_store, repo_store
 
 log = logging.getLogger(__name__)
 RESPONSE_BUDGET_CHARS = 60_000  # well under Claude Code's 25,000-token tool output limit
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True)
+DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True)
+P = ParamSpec("P")
 
 
-class State:
-    runtime: Runtime
+@dataclass
+class SessionState:
+    """What one MCP client chose for its own session."""
+
     working_project: str | None = None
+
+
+@dataclass
+class App:
+    """What one server opened (the lifespan context): shared by its sessions, never by two servers."""
+
+    runtime: Runtime
     # searches are CPU-bound: running more at once than there are cores only lengthens every one of
     # them and the queue in front of quick calls (status polls); the rest wait their turn here
-    search_slots: asyncio.Semaphore = asyncio.Semaphore(4)
+    search_slots: asyncio.Semaphore
+    sessions: weakref.WeakKeyDictionary[object, SessionState] = field(default_factory=weakref.WeakKeyDictionary)
+
+    def session(self, ctx: Context) -> SessionState:
+        """This client's own state; it goes when its MCP session does."""
+        return self.sessions.setdefault(ctx.session, SessionState())
+
+    async def project(self, ctx: Context, project_id: str | None, *, must_exist: bool) -> str:
+        project = check_project_id(project_id or self.session(ctx).working_project or "default")
+        if must_exist:
+            async with self.runtime.db.connection() as conn:
+                exists = await repo_store.project_exists(conn, project)
+            if not exists:
+                raise NotFound(f"Unknown project {project!r}. Index a repository into it first.")
+        return project
 
 
-STATE = State()
+def app_of(ctx: Context) -> App:
+    app = ctx.request_context.lifespan_context
+    assert isinstance(app, App)
+    return app
 
 
-def _job_view(job: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if k == "id" else v) for k, v in job.items()} | {
-        "job_id": str(job["id"])
-    }
+def guarded(fn: Callable[P, Awaitable[dict[str, Any]]]) -> Callable[P, Awaitable[dict[str, Any]]]:
+    """Every tool runs through this: a dropped database connection is retried once on a fresh one
+    (restarting the embedded server if it stopped), our errors reach the client as their code and
+    message, anything else is logged and reported as an internal error."""
 
-
-async def _guard(call: Callable[[], Awaitable[Any]]) -> Any:
-    try:
+    @functools.wraps(fn)
+    async def tool(*args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+        ctx = kwargs["ctx"]
+        assert isinstance(ctx, Context)
         try:
-            return await call()
-        except psycopg.OperationalError:
-            # the database dropped the connection or stopped: restart the embedded one if needed,
-            # then try once more on a fresh connection
-            await STATE.runtime.db.recover()
-            return await call()
-    except psycopg.OperationalError as exc:
-        log.warning("database unavailable: %s", str(exc).strip()[:200])
-        raise ToolError(
-            "The database is not answering right now (it may be restarting); nothing indexed is lost. "
-            "Retry in a few seconds."
-        ) from None
-    except CodebaseError as exc:
-        raise ToolError(exc.message) from None
-    except ToolError:
-        raise
-    except psycopg.Error as exc:
-        refused = write_refused(exc)
-        if refused is not None:
-            raise ToolError(refused.message) from None
-        log.exception("tool failed")
-        raise ToolError(f"Internal error ({type(exc).__name__}); details are in the server log.") from None
-    except Exception as exc:
-        log.exception("tool failed")
-        raise ToolError(f"Internal error ({type(exc).__name__}); details are in the server log.") from None
+            try:
+                return await fn(*args, **kwargs)
+            except DatabaseUnavailable:
+                await app_of(ctx).runtime.db.recover()
+                return await fn(*args, **kwargs)
+        except DatabaseUnavailable as exc:
+            log.warning("database unavailable: %s", exc.message[:300])
+            raise ToolError(exc.for_client()) from None
+        except CodebaseError as exc:
+            raise ToolError(exc.for_client()) from None
+        except Exception as exc:
+            log.exception("tool failed")
+            raise ToolError(
+                f"internal_error: Internal error ({type(exc).__name__}); details are in the server log."
+            ) from None
 
-
-async def _resolve_project(project_id: str | None, *, must_exist: bool) -> str:
-    project = project_id or STATE.working_project or "default"
-    repo_store.check_project_id(project)
-    if must_exist:
-        async with STATE.runtime.db.connection() as conn:
-            exists = await repo_store.project_exists(conn, project)
-            await conn.commit()
-        if not exists:
-            raise NotFound(f"Unknown project {project!r}. Index a repository into it first.")
-    return project
+    return tool
 
 
 def _report_warm_up(task: asyncio.Task[Any]) -> None:
@@ -103,10 +112,9 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
     """The MCP server with its tools; ``http`` adds bearer-token auth for the HTTP transport."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[None]:
+    async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[App]:
         async with open_runtime(settings, max_connections=24) as rt:
-            STATE.runtime = rt
-            STATE.search_slots = asyncio.Semaphore(settings.max_concurrent_searches)
+            app = App(rt, asyncio.Semaphore(settings.max_concurrent_searches))
             # load the embedding model now, in a thread, so the first search does not pay for it
             warm_up = asyncio.create_task(asyncio.to_thread(rt.model.embed_query, "warm up"))
             warm_up.add_done_callback(_report_warm_up)
@@ -116,7 +124,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 worker = Worker(rt)
                 worker_task = asyncio.create_task(worker.run())
             try:
-                yield None
+                yield app
             finally:
                 if worker is not None and worker_task is not None:
                     worker.stop()
@@ -133,72 +141,64 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         log_level="WARNING",
     )
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
+    def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Awaitable[dict[str, Any]]]], None]:
+        def register(fn: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+            server.add_tool(guarded(fn), annotations=annotations)
+
+        return register
+
+    @tool(WRITES)
     async def start_indexing_background(
+        ctx: Context,
         repo_path: Annotated[str, Field(min_length=1, max_length=4096, description="Absolute repository path")],
         project_id: Annotated[str | None, Field(max_length=64)] = None,
         force_reindex: bool = False,
     ) -> dict[str, Any]:
         """Start indexing a repository in the background; returns a job id at once."""
+        app = app_of(ctx)
+        project = await app.project(ctx, project_id, must_exist=False)
+        async with app.runtime.db.connection() as conn:
+            await index_store.ensure_project(conn, project)
+            try:
+                root = str(validate_client_path(repo_path))
+            except InvalidInput as exc:
+                job = await job_store.create_failed_job(conn, project, repo_path, exc.message)
+                return {"job_id": str(job.id), "status": str(job.status), "project_id": project, "message": exc.message}
+            job, created = await job_store.create_job(conn, project, root, force_reindex)
+        message = "indexing job queued" if created else "a job for this repository is already active"
+        return {"job_id": str(job.id), "status": str(job.status), "project_id": project, "message": message}
 
-        async def go() -> dict[str, Any]:
-            project = await _resolve_project(project_id, must_exist=False)
-            async with STATE.runtime.db.connection() as conn:
-                await repo_store.ensure_project(conn, project)
-                try:
-                    root = str(validate_client_path(repo_path))
-                except InvalidInput as exc:
-                    job = await store.create_failed_job(conn, project, repo_path, exc.message)
-                    return {"job_id": str(job["id"]), "status": "failed", "project_id": project, "message": exc.message}
-                job, created = await store.create_job(conn, project, root, force_reindex)
-            message = "indexing job queued" if created else "a job for this repository is already active"
-            return {"job_id": str(job["id"]), "status": job["status"], "project_id": project, "message": message}
-
-        result: dict[str, Any] = await _guard(go)
-        return result
-
-    @server.tool(annotations=READ_ONLY)
+    @tool(READ_ONLY)
     async def get_indexing_status(
-        job_id: Annotated[str, Field(max_length=100)], project_id: Annotated[str | None, Field(max_length=64)] = None
+        ctx: Context,
+        job_id: Annotated[str, Field(max_length=100)],
+        project_id: Annotated[str | None, Field(max_length=64)] = None,
     ) -> dict[str, Any]:
         """Status, phase, progress counters and timestamps of an indexing job."""
+        async with app_of(ctx).runtime.db.connection() as conn:
+            return (await job_store.get_job(conn, job_id, project_id)).to_dict()
 
-        async def go() -> dict[str, Any]:
-            async with STATE.runtime.db.connection() as conn:
-                return _job_view(await store.get_job(conn, job_id, project_id))
-
-        result: dict[str, Any] = await _guard(go)
-        return result
-
-    @server.tool(annotations=READ_ONLY)
+    @tool(READ_ONLY)
     async def list_indexing_jobs(
+        ctx: Context,
         project_id: Annotated[str | None, Field(max_length=64)] = None,
         status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
     ) -> dict[str, Any]:
         """Recent indexing jobs, newest first."""
+        async with app_of(ctx).runtime.db.connection() as conn:
+            jobs = await job_store.list_jobs(conn, project_id, status, limit)
+        return {"jobs": [j.to_dict() for j in jobs]}
 
-        async def go() -> dict[str, Any]:
-            async with STATE.runtime.db.connection() as conn:
-                jobs = await store.list_jobs(conn, project_id, status, limit)
-            return {"jobs": [_job_view(j) for j in jobs]}
-
-        result: dict[str, Any] = await _guard(go)
-        return result
-
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
-    async def cancel_indexing_job(job_id: Annotated[str, Field(max_length=100)]) -> dict[str, Any]:
+    @tool(WRITES)
+    async def cancel_indexing_job(ctx: Context, job_id: Annotated[str, Field(max_length=100)]) -> dict[str, Any]:
         """Cancel a job: pending ones at once, running ones at their next batch boundary."""
+        async with app_of(ctx).runtime.db.connection() as conn:
+            return (await job_store.request_cancel(conn, job_id)).to_dict()
 
-        async def go() -> dict[str, Any]:
-            async with STATE.runtime.db.connection() as conn:
-                return _job_view(await store.request_cancel(conn, job_id))
-
-        result: dict[str, Any] = await _guard(go)
-        return result
-
-    @server.tool(annotations=READ_ONLY)
+    @tool(READ_ONLY)
     async def search_code(
+        ctx: Context,
         query: Annotated[str, Field(min_length=1, max_length=2000)],
         project_id: Annotated[str | None, Field(max_length=64)] = None,
         repository_id: Annotated[str | None, Field(max_length=4096)] = None,
@@ -208,79 +208,69 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
     ) -> dict[str, Any]:
         """Hybrid semantic + keyword code search. Returns ranked chunks with file, lines, symbol, snippet."""
+        app = app_of(ctx)
+        project = await app.project(ctx, project_id, must_exist=True)
+        filters = SearchFilters(repository_id, language, file_type, directory)
+        budget = max(400, RESPONSE_BUDGET_CHARS // limit - 600)
+        async with app.search_slots:
+            result = await app.runtime.search.search(
+                query, project_id=project, filters=filters, limit=limit, max_chars=budget
+            )
+        return {
+            "results": [h.to_dict() for h in result.hits],
+            "total_count": result.total_count,
+            "latency_ms": result.latency_ms,
+            "project_id": project,
+            "notice": untrusted.NOTICE,
+        } | ({"warning": result.warning} if result.warning else {})
 
-        async def go() -> dict[str, Any]:
-            project = await _resolve_project(project_id, must_exist=True)
-            filters = SearchFilters(repository_id, language, file_type, directory)
-            budget = max(400, RESPONSE_BUDGET_CHARS // limit - 600)
-            async with STATE.search_slots:
-                result = await STATE.runtime.search.search(
-                    query, project_id=project, filters=filters, limit=limit, max_chars=budget
-                )
-            return {
-                "results": [h.to_dict() for h in result.hits],
-                "total_count": result.total_count,
-                "latency_ms": result.latency_ms,
-                "project_id": project,
-                "notice": untrusted.NOTICE,
-            } | ({"warning": result.warning} if result.warning else {})
-
-        result: dict[str, Any] = await _guard(go)
-        return result
-
-    @server.tool(annotations=READ_ONLY)
-    async def list_repositories(project_id: Annotated[str | None, Field(max_length=64)] = None) -> dict[str, Any]:
+    @tool(READ_ONLY)
+    async def list_repositories(
+        ctx: Context, project_id: Annotated[str | None, Field(max_length=64)] = None
+    ) -> dict[str, Any]:
         """Indexed repositories with file and chunk counts, last indexed time and embedding coverage."""
+        app = app_of(ctx)
+        project = await app.project(ctx, project_id, must_exist=True)
+        async with app.runtime.db.connection() as conn:
+            repos = await repo_store.list_repositories(conn, project)
+        return {"repositories": [r.to_dict() for r in repos]}
 
-        async def go() -> dict[str, Any]:
-            project = await _resolve_project(project_id, must_exist=True)
-            async with STATE.runtime.db.connection() as conn:
-                rows = await repo_store.list_repositories(conn, project)
-            return {"repositories": json.loads(json.dumps(rows, default=str))}
-
-        result: dict[str, Any] = await _guard(go)
-        return result
-
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True))
+    @tool(DESTRUCTIVE)
     async def forget_repository(
+        ctx: Context,
         repository: Annotated[str, Field(min_length=1, max_length=4096, description="id, path or name")],
         project_id: Annotated[str | None, Field(max_length=64)] = None,
     ) -> dict[str, Any]:
         """Remove a repository and everything indexed from it."""
+        app = app_of(ctx)
+        project = await app.project(ctx, project_id, must_exist=True)
+        async with app.runtime.db.connection() as conn:
+            repo = await repo_store.find_repository(conn, project, repository)
+            await repo_store.forget_repository(conn, repo.id)
+        return {"forgotten": repo.root_path, "repository_id": repo.id}
 
-        async def go() -> dict[str, Any]:
-            project = await _resolve_project(project_id, must_exist=True)
-            async with STATE.runtime.db.connection() as conn:
-                repo = await repo_store.find_repository(conn, project, repository)
-                await repo_store.forget_repository(conn, int(repo["id"]))
-            return {"forgotten": repo["root_path"], "repository_id": repo["id"]}
-
-        result: dict[str, Any] = await _guard(go)
-        return result
-
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
-    async def set_working_directory(directory: Annotated[str, Field(min_length=1, max_length=4096)]) -> dict[str, Any]:
-        """Use the project named in .codebase-mcp/config.json of this directory or a parent."""
-
-        async def go() -> dict[str, Any]:
-            path = Path(directory)
-            if not path.is_absolute() or not path.is_dir():
-                raise InvalidInput(f"{directory[:200]!r} is not an absolute path to a directory.")
-            for candidate in [path, *path.parents]:
-                config = candidate / ".codebase-mcp" / "config.json"
-                if config.is_file():
-                    try:
-                        data = json.loads(config.read_text(encoding="utf-8"))
-                        project = repo_store.check_project_id(str(data["project_id"]))
-                    except (ValueError, KeyError, TypeError, OSError) as exc:
-                        raise InvalidInput(f'{config} is not valid: it needs {{"project_id": "..."}}.') from exc
-                    STATE.working_project = project
-                    return {"project_id": project, "config": str(config)}
-            STATE.working_project = None
-            return {"project_id": "default", "config": None}
-
-        result: dict[str, Any] = await _guard(go)
-        return result
+    @tool(WRITES)
+    async def set_working_directory(
+        ctx: Context, directory: Annotated[str, Field(min_length=1, max_length=4096)]
+    ) -> dict[str, Any]:
+        """Use the project named in .codebase-mcp/config.json of this directory or a parent (for this
+        session only)."""
+        session = app_of(ctx).session(ctx)
+        path = Path(directory)
+        if not path.is_absolute() or not path.is_dir():
+            raise InvalidInput(f"{directory[:200]!r} is not an absolute path to a directory.")
+        for candidate in [path, *path.parents]:
+            config = candidate / ".codebase-mcp" / "config.json"
+            if config.is_file():
+                try:
+                    data = json.loads(config.read_text(encoding="utf-8"))
+                    project = check_project_id(str(data["project_id"]))
+                except (ValueError, KeyError, TypeError, OSError) as exc:
+                    raise InvalidInput(f'{config} is not valid: it needs {{"project_id": "..."}}.') from exc
+                session.working_project = project
+                return {"project_id": project, "config": str(config)}
+        session.working_project = None
+        return {"project_id": "default", "config": None}
 
     _forbid_unknown_arguments(server)
     return server

@@ -2,6 +2,12 @@
 
 ``open_database`` makes sure the database exists, that pgvector is installed, and that the schema is
 migrated, then returns a connection pool whose connections know the ``vector`` type.
+
+The transaction rule, the same everywhere: one ``async with db.connection() as conn:`` block is one
+transaction, committed when the block ends normally and rolled back when it raises. The store
+modules never commit or roll back; their callers decide how much work one transaction holds. Driver
+errors leave the block translated into our error types (``translate``), so no other package needs to
+know psycopg.
 """
 
 from __future__ import annotations
@@ -57,8 +63,12 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:
-        async with self.pool.connection() as conn:
-            yield conn
+        """A pooled connection whose block is one transaction (see the module's rule)."""
+        try:
+            async with self.pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
 
     async def recover(self) -> bool:
         """If the embedded server has stopped, start it again (checked at most twice a second: the
@@ -107,6 +117,25 @@ def write_refused(exc: psycopg.Error) -> CodebaseError | None:
             "default_transaction_read_only; searching the existing index still works."
         )
     return None
+
+
+class StorageFailure(Exception):
+    """A database error that is neither the user's nor the environment's doing (a bug, most likely):
+    reported as an internal error."""
+
+
+def translate(exc: psycopg.Error) -> Exception:
+    """The one place where driver errors become ours: a full or read-only database and a lost
+    connection get a message for people; anything else is an internal ``StorageFailure``."""
+    refused = write_refused(exc)
+    if refused is not None:
+        return refused
+    if isinstance(exc, psycopg.OperationalError):
+        return DatabaseUnavailable(
+            "The database is not answering right now (it may be restarting); nothing indexed is lost. "
+            f"Retry in a few seconds. ({str(exc).strip()[:200]})"
+        )
+    return StorageFailure(f"{type(exc).__name__}: {str(exc).strip()[:500]}")
 
 
 def _describe(url: str) -> str:

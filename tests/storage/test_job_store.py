@@ -4,19 +4,25 @@ per repository, claims with SKIP LOCKED under a concurrency limit, fenced writes
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import psycopg
 import pytest
 
-from codebase_mcp.errors import InvalidInput, NotFound
-from codebase_mcp.jobs import store
-from codebase_mcp.storage import repo_store
+from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate
+from codebase_mcp.errors import InvalidInput, LostOwnership, NotFound
+from codebase_mcp.storage import index_store
+from codebase_mcp.storage import job_store as store
 from codebase_mcp.storage.database import Database
 
 
-async def new_job(db: Database, repo: str = "/r", project: str = "default") -> dict[str, object]:
+def counts(files: int, chunks: int) -> BatchStats:
+    return BatchStats(files_written=files, chunks_written=chunks)
+
+
+async def new_job(db: Database, repo: str = "/r", project: str = "default") -> Job:
     async with db.connection() as conn:
-        await repo_store.ensure_project(conn, project)
+        await index_store.ensure_project(conn, project)
         job, created = await store.create_job(conn, project, repo, False)
     assert created
     return job
@@ -27,17 +33,18 @@ async def test_database_refuses_illegal_transitions(db: Database) -> None:
     async with db.connection() as conn:
         with pytest.raises(psycopg.errors.CheckViolation, match="illegal job transition pending -> completed"):
             await conn.execute(
-                "UPDATE indexing_jobs SET status = 'completed', completed_at = now() WHERE id = %s", (job["id"],)
+                "UPDATE indexing_jobs SET status = 'completed', completed_at = now() WHERE id = %s", (job.id,)
             )
         await conn.rollback()
         claimed = await store.claim(conn, "w1", 30, 2)
-        assert claimed is not None and claimed["status"] == "running" and claimed["attempt"] == 1
-        assert await store.finish(conn, claimed["id"], 1, "completed", "done", None)
+        assert claimed is not None and claimed.status is JobStatus.RUNNING and claimed.attempt == 1
+        assert await store.finish(conn, claimed.id, 1, JobStatus.COMPLETED, "done", None)
+        await conn.commit()  # the caller owns the transaction
         for status in ("running", "pending", "failed"):
             with pytest.raises(psycopg.errors.CheckViolation):
                 await conn.execute(
                     "UPDATE indexing_jobs SET status = %s::job_status, completed_at = NULL WHERE id = %s",
-                    (status, job["id"]),
+                    (status, job.id),
                 )
             await conn.rollback()
 
@@ -46,22 +53,22 @@ async def test_one_active_job_per_repository(db: Database) -> None:
     first = await new_job(db, "/repo")
     async with db.connection() as conn:
         again, created = await store.create_job(conn, "default", "/repo", True)
-        assert not created and again["id"] == first["id"]
+        assert not created and again.id == first.id
         with pytest.raises(psycopg.errors.UniqueViolation):
             await conn.execute("INSERT INTO indexing_jobs (project_id, repo_path) VALUES ('default', '/repo')")
         await conn.rollback()
         other, created = await store.create_job(conn, "default", "/other", False)
-        assert created and other["id"] != first["id"]
+        assert created and other.id != first.id
 
 
 async def test_concurrent_starts_make_one_job(db: Database) -> None:
     async with db.connection() as conn:
-        await repo_store.ensure_project(conn, "default")
+        await index_store.ensure_project(conn, "default")
 
-    async def start() -> object:
+    async def start() -> uuid.UUID:
         async with db.connection() as conn:
             job, _ = await store.create_job(conn, "default", "/same", False)
-            return job["id"]
+            return job.id
 
     ids = await asyncio.gather(*(start() for _ in range(8)))
     assert len(set(ids)) == 1
@@ -72,8 +79,10 @@ async def test_claims_respect_limit_and_skip_locked(db: Database) -> None:
         await new_job(db, f"/r{i}")
     async with db.connection() as a, db.connection() as b:
         j1 = await store.claim(a, "w1", 30, 2)
+        await a.commit()  # a claim holds the claim lock until its transaction ends
         j2 = await store.claim(b, "w2", 30, 2)
-        assert j1 is not None and j2 is not None and j1["id"] != j2["id"]
+        await b.commit()
+        assert j1 is not None and j2 is not None and j1.id != j2.id
         assert await store.claim(a, "w3", 30, 2) is None, "MAX_CONCURRENT_INDEXING_JOBS is enforced"
         assert await store.claim(a, "w3", 30, 3) is not None
 
@@ -85,35 +94,37 @@ async def test_takeover_after_missed_heartbeat_fences_the_old_attempt(db: Databa
         assert first is not None
         assert await store.claim(conn, "w2", 30, 2) is None, "a live job is not taken over"
         await conn.execute(
-            "UPDATE indexing_jobs SET heartbeat_at = now() - interval '1 minute' WHERE id = %s", (job["id"],)
+            "UPDATE indexing_jobs SET heartbeat_at = now() - interval '1 minute' WHERE id = %s", (job.id,)
         )
         await conn.commit()
         second = await store.claim(conn, "w2", 30, 2)
-        assert second is not None and second["id"] == job["id"] and second["attempt"] == 2
-        assert second["status_message"] == "resumed"
-        with pytest.raises(store.LostOwnership):
-            await store.add_counts(conn, job["id"], 1, 10, 10, 0)
-        await conn.rollback()
-        with pytest.raises(store.LostOwnership):
-            await store.fenced_update(conn, job["id"], 1, {"phase": "embedding"})
-        await conn.rollback()
-        assert not await store.finish(conn, job["id"], 1, "failed", "late", "late")
-        assert await store.add_counts(conn, job["id"], 2, 5, 7, 0) is False
         await conn.commit()
-        row = await store.get_job(conn, str(job["id"]))
-    assert row["files_indexed"] == 5 and row["chunks_created"] == 7 and row["worker_id"] == "w2"
+        assert second is not None and second.id == job.id and second.attempt == 2
+        assert second.status_message == "resumed"
+        with pytest.raises(LostOwnership):
+            await store.add_counts(conn, job.id, 1, counts(10, 10))
+        await conn.rollback()
+        with pytest.raises(LostOwnership):
+            await store.publish_progress(conn, job.id, 1, JobUpdate(JobPhase.EMBEDDING, 1, 0, 50.0, None, "late"))
+        await conn.rollback()
+        assert not await store.finish(conn, job.id, 1, JobStatus.FAILED, "late", "late")
+        assert await store.add_counts(conn, job.id, 2, counts(5, 7)) is False
+        await conn.commit()
+        row = await store.get_job(conn, str(job.id))
+    assert row.files_indexed == 5 and row.chunks_created == 7 and row.worker_id == "w2"
 
 
 async def test_cancel_pending_and_running(db: Database) -> None:
     pending = await new_job(db, "/p")
     async with db.connection() as conn:
-        row = await store.request_cancel(conn, str(pending["id"]))
-        assert row["status"] == "cancelled" and row["completed_at"] is not None
+        row = await store.request_cancel(conn, str(pending.id))
+        assert row.status is JobStatus.CANCELLED and row.completed_at is not None
         running = await new_job(db, "/q")
         await store.claim(conn, "w", 30, 2)
-        row = await store.request_cancel(conn, str(running["id"]))
-        assert row["status"] == "running" and row["cancel_requested"]
-        assert await store.add_counts(conn, running["id"], 1, 0, 0, 0) is True
+        await conn.commit()
+        row = await store.request_cancel(conn, str(running.id))
+        assert row.status is JobStatus.RUNNING and row.cancel_requested
+        assert await store.add_counts(conn, running.id, 1, BatchStats()) is True
 
 
 async def test_ids_and_filters_are_checked(db: Database) -> None:
@@ -130,8 +141,10 @@ async def test_prune_removes_only_old_finished_jobs(db: Database) -> None:
     old = await new_job(db, "/old")
     live = await new_job(db, "/live")
     async with db.connection() as conn:
-        await store.request_cancel(conn, str(old["id"]))
+        await store.request_cancel(conn, str(old.id))
+        await conn.commit()
         assert await store.prune(conn, 7) == 0, "finished a moment ago: kept"
+        await conn.commit()  # now() is the transaction's start
         await asyncio.sleep(0.2)
         assert await store.prune(conn, 1e-6) == 1  # retention of 0.09 s
-        assert (await store.get_job(conn, str(live["id"])))["status"] == "pending"
+        assert (await store.get_job(conn, str(live.id))).status is JobStatus.PENDING

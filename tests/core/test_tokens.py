@@ -1,4 +1,4 @@
-from codebase_mcp.indexing.tokens import code_tokens, query_terms, search_text
+from codebase_mcp.core.tokens import code_tokens, query_terms, search_text
 
 
 def test_identifiers_are_kept_whole_and_split() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.indexing.indexer import Indexer
 from codebase_mcp.search.engine import SearchEngine
-from codebase_mcp.search.keyword import ROW_BUDGET, TermStats, build_tsquery, lexemes, load_stats
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.database import Database
+from codebase_mcp.storage.search_store import ROW_BUDGET, TermStats, build_tsquery, lexemes, load_stats
 
 
 def test_rare_terms_are_kept_and_common_ones_dropped() -> None:

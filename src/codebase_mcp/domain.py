@@ -1,0 +1,306 @@
+"""The types that cross layers: what indexing writes, what storage returns, what search answers and
+what a job is. Frozen dataclasses and enums only (``Progress`` is the one mutable record: a running
+index updates it in place and observers read it). Storage turns table rows into these types, so a
+migration cannot change what the CLI or an MCP client sees without a change here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+SearchMode = Literal["hybrid", "keyword", "dense"]
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def active(self) -> bool:
+        return self in (JobStatus.PENDING, JobStatus.RUNNING)
+
+
+class JobPhase(StrEnum):
+    QUEUED = "queued"
+    SCANNING = "scanning"
+    CHUNKING = "chunking"
+    EMBEDDING = "embedding"
+    FINALIZING = "finalizing"
+    DONE = "done"
+
+
+# --- indexing → storage ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What the index knows of a stored file, to decide whether it must be read again."""
+
+    size: int
+    mtime_ns: int
+    content_hash: bytes
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """One chunk as stored: its place in the file, what it is, its text and the derived keys."""
+
+    ordinal: int
+    start_line: int  # 1-based, inclusive
+    end_line: int
+    kind: str
+    symbol: str | None
+    language: str
+    content: str
+    embed_hash: bytes  # hash of the text the model embeds (embedding cache key)
+    search_text: str  # code-aware keyword tokens
+
+
+@dataclass(frozen=True)
+class FileWrite:
+    """What one batch writes for one scanned file. Exactly one of three things happens to it:
+    ``skip_reason`` set: it leaves the index (now binary, minified, a secret...);
+    ``unchanged``: only its size and mtime are updated (same content hash);
+    otherwise: its text and ``chunks`` replace whatever was stored for ``path``."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    language: str
+    text: str | None = None
+    content_hash: bytes | None = None
+    chunks: tuple[ChunkRow, ...] = ()
+    skip_reason: str | None = None
+    unchanged: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.text is not None and not self.unchanged and self.skip_reason is None
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What one committed batch did (a job's counters add these up)."""
+
+    files_written: int = 0
+    files_touched: int = 0
+    files_dropped: int = 0
+    chunks_written: int = 0
+    chunks_embedded: int = 0
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str  # folders end in "/"
+    reason: str
+
+
+@dataclass(frozen=True)
+class PendingChunk:
+    """A chunk that still needs a vector, with what the model is shown."""
+
+    chunk_id: int
+    embed_hash: bytes
+    path: str
+    symbol: str | None
+    content: str
+
+
+@dataclass
+class Progress:
+    """Live progress of one index run."""
+
+    phase: JobPhase
+    files_total: int = 0
+    files_done: int = 0
+    files_indexed: int = 0
+    files_unchanged: int = 0
+    files_deleted: int = 0
+    files_skipped: int = 0
+    chunks_created: int = 0
+    chunks_total_to_embed: int = 0
+    chunks_embedded: int = 0
+    embeddings_from_cache: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+
+
+# --- repositories ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Repository:
+    id: int
+    project_id: str
+    name: str
+    root_path: str
+    last_indexed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RepositoryStats:
+    repository: Repository
+    files: int
+    chunks: int
+    embedded: int
+    skipped: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat record the CLI's ``--json`` and the MCP tool return."""
+        repo = self.repository
+        return {
+            "id": repo.id,
+            "project_id": repo.project_id,
+            "name": repo.name,
+            "root_path": repo.root_path,
+            "last_indexed_at": repo.last_indexed_at.isoformat() if repo.last_indexed_at else None,
+            "files": self.files,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "skipped": self.skipped,
+        }
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    server: str
+    pgvector: str | None
+    schema_version: int | None
+    projects: int
+    repositories: int
+    files: int
+    chunks: int
+    embedded: int
+    cached_vectors: int
+    size: str
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    id: uuid.UUID
+    project_id: str
+    repo_path: str
+    status: JobStatus
+    phase: JobPhase
+    status_message: str | None
+    error_message: str | None
+    force_reindex: bool
+    files_total: int
+    files_indexed: int
+    files_skipped: int
+    chunks_created: int
+    chunks_embedded: int
+    progress_percent: float
+    eta_seconds: float | None
+    attempt: int
+    worker_id: str | None
+    heartbeat_at: datetime | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record clients receive: every field, times in ISO 8601, and ``job_id``."""
+        out: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, uuid.UUID | StrEnum):
+                value = str(value)
+            out[key] = value
+        out["job_id"] = str(self.id)
+        return out
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """Progress a worker publishes on its job (fenced by attempt)."""
+
+    phase: JobPhase
+    files_total: int
+    files_skipped: int
+    progress_percent: float
+    eta_seconds: float | None
+    status_message: str
+
+
+# --- search ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    repository: str | None = None  # id, root path or name
+    language: str | None = None
+    file_type: str | None = None  # extension, with or without the dot
+    path_prefix: str | None = None  # folder or path prefix, relative to the repository root
+    path_glob: str | None = None  # e.g. "src/**/*.py"
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    """A candidate from one retriever, in that retriever's order; ``score`` is its own measure
+    (keyword rank, or cosine distance for dense)."""
+
+    chunk_id: int
+    file_id: int
+    path: str
+    symbol: str | None
+    kind: str
+    language: str
+    score: float
+
+
+@dataclass(frozen=True)
+class ChunkContext:
+    """A chunk's stored text and a few lines around it, read back to build a hit."""
+
+    chunk_id: int
+    repository_id: int
+    repository: str
+    start_line: int
+    end_line: int
+    content: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    repository: str
+    repository_id: int
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str | None
+    kind: str
+    language: str
+    score: float
+    content: str
+    truncated: bool
+    context_before: str
+    context_after: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SearchResponse:
+    query: str
+    hits: tuple[SearchHit, ...]
+    total_count: int
+    latency_ms: float
+    mode: SearchMode
+    warning: str | None = None

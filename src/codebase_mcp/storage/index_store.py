@@ -1,0 +1,245 @@
+"""Index writes: projects, repositories, embedding models, files with their chunks, skipped files and
+vectors. Every value travels as a parameter; callers own the transaction (storage/database.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from psycopg import sql
+
+from codebase_mcp.core.validation import check_project_id
+from codebase_mcp.domain import BatchStats, ChunkRow, FileState, FileWrite, PendingChunk, SkippedFile
+from codebase_mcp.errors import Conflict
+from codebase_mcp.storage.database import Conn
+
+_INDEX_LOCK = 0x686E7377  # advisory lock while creating a model's vector index
+
+# Called inside each write transaction with what it commits; raises to roll it back (job fencing).
+Fence = Callable[[Conn, BatchStats], Awaitable[None]]
+
+# the order of these columns is the order of the values written for each ChunkRow below
+_CHUNK_COPY = (
+    "COPY chunks (file_id, repository_id, ordinal, start_line, end_line, kind, symbol, language, content, "
+    "embed_hash, search_text) FROM STDIN WITH (FORMAT BINARY)"
+)
+_CHUNK_TYPES = ["bigint", "bigint", "integer", "integer", "integer", "text", "text", "text", "text", "bytea", "text"]
+
+
+async def ensure_project(conn: Conn, project_id: str) -> None:
+    check_project_id(project_id)
+    await conn.execute("INSERT INTO projects (id) VALUES (%s) ON CONFLICT DO NOTHING", (project_id,))
+
+
+async def ensure_repository(conn: Conn, project_id: str, root_path: str, name: str) -> int:
+    cur = await conn.execute(
+        "INSERT INTO repositories (project_id, root_path, name) VALUES (%s, %s, %s) "
+        "ON CONFLICT (project_id, root_path) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+        (project_id, root_path, name),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+async def ensure_model(conn: Conn, name: str, dimension: int) -> int:
+    """The id of an embedding model, registering it (and its HNSW index) the first time."""
+    await conn.execute(
+        "INSERT INTO embedding_models (name, dimension) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+        (name, dimension),
+    )
+    cur = await conn.execute("SELECT id, dimension FROM embedding_models WHERE name = %s", (name,))
+    row = await cur.fetchone()
+    assert row is not None
+    if row["dimension"] != dimension:
+        raise Conflict(
+            f"The model {name!r} was recorded with dimension {row['dimension']}, but now gives "
+            f"{dimension}. Use another model name for the new model."
+        )
+    model_id = int(row["id"])
+    index = sql.Identifier(f"chunks_hnsw_m{model_id}")
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
+    await conn.execute(
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {} ON chunks USING hnsw ((embedding::vector({})) vector_cosine_ops) "
+            "WHERE embedding_model_id = {}"
+        ).format(index, sql.Literal(dimension), sql.Literal(model_id))
+    )
+    return model_id
+
+
+async def model_id(conn: Conn, name: str) -> int | None:
+    cur = await conn.execute("SELECT id FROM embedding_models WHERE name = %s", (name,))
+    row = await cur.fetchone()
+    return int(row["id"]) if row else None
+
+
+async def clear_repository(conn: Conn, repo_id: int) -> None:
+    await conn.execute("DELETE FROM files WHERE repository_id = %s", (repo_id,))
+    await conn.execute("DELETE FROM skipped_files WHERE repository_id = %s", (repo_id,))
+
+
+async def drop_foreign_embeddings(conn: Conn, repo_id: int, model_id: int) -> int:
+    """Forget vectors of other models in this repository: they are re-embedded, never mixed."""
+    cur = await conn.execute(
+        "UPDATE chunks SET embedding = NULL, embedding_model_id = NULL "
+        "WHERE repository_id = %s AND embedding_model_id <> %s",
+        (repo_id, model_id),
+    )
+    return cur.rowcount
+
+
+async def file_states(conn: Conn, repo_id: int) -> dict[str, FileState]:
+    cur = await conn.execute(
+        "SELECT path, size_bytes, mtime_ns, content_hash FROM files WHERE repository_id = %s", (repo_id,)
+    )
+    return {
+        r["path"]: FileState(r["size_bytes"], r["mtime_ns"], bytes(r["content_hash"])) for r in await cur.fetchall()
+    }
+
+
+async def delete_files(conn: Conn, repo_id: int, paths: Sequence[str]) -> int:
+    cur = await conn.execute("DELETE FROM files WHERE repository_id = %s AND path = ANY(%s)", (repo_id, list(paths)))
+    return cur.rowcount
+
+
+async def bound_statements(conn: Conn, timeout_ms: int) -> None:
+    """Inside a batch transaction: no statement may run longer than ``timeout_ms``. A writer paused in
+    the middle of a COPY (SIGSTOP) then loses its transaction and its row locks instead of blocking the
+    worker that took its job over."""
+    if timeout_ms > 0:
+        await conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(timeout_ms),))
+
+
+def _copy_values(file_id: int, repo_id: int, c: ChunkRow) -> tuple[Any, ...]:
+    return (
+        file_id,
+        repo_id,
+        c.ordinal,
+        c.start_line,
+        c.end_line,
+        c.kind,
+        c.symbol,
+        c.language,
+        c.content,
+        c.embed_hash,
+        c.search_text,
+    )
+
+
+async def store_batch(conn: Conn, repo_id: int, writes: Sequence[FileWrite], timeout_ms: int = 0) -> BatchStats:
+    """Write one batch of read files (chunk rows were built before, off the event loop)."""
+    dropped = [w.path for w in writes if w.skip_reason]
+    touched = [w for w in writes if w.unchanged]
+    changed = [w for w in writes if w.changed]
+    files_dropped = chunks_written = 0
+    await bound_statements(conn, timeout_ms)
+    if dropped:
+        cur = await conn.execute("DELETE FROM files WHERE repository_id = %s AND path = ANY(%s)", (repo_id, dropped))
+        files_dropped = cur.rowcount
+    if touched:
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "UPDATE files SET size_bytes = %s, mtime_ns = %s WHERE repository_id = %s AND path = %s",
+                [(w.size, w.mtime_ns, repo_id, w.path) for w in touched],
+            )
+    if changed:
+        await conn.execute(
+            "DELETE FROM files WHERE repository_id = %s AND path = ANY(%s)", (repo_id, [w.path for w in changed])
+        )
+        cur = await conn.execute(
+            "INSERT INTO files (repository_id, path, language, size_bytes, mtime_ns, content_hash, content, "
+            "line_count) SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], "
+            "%s::bytea[], %s::text[], %s::integer[]) RETURNING id, path",
+            (
+                repo_id,
+                [w.path for w in changed],
+                [w.language for w in changed],
+                [w.size for w in changed],
+                [w.mtime_ns for w in changed],
+                [w.content_hash for w in changed],
+                [w.text for w in changed],
+                [(w.text or "").count("\n") + 1 for w in changed],
+            ),
+        )
+        ids = {r["path"]: int(r["id"]) for r in await cur.fetchall()}
+        async with conn.cursor() as copy_cur, copy_cur.copy(_CHUNK_COPY) as copy:
+            copy.set_types(_CHUNK_TYPES)
+            for w in changed:
+                file_id = ids[w.path]
+                for chunk in w.chunks:
+                    await copy.write_row(_copy_values(file_id, repo_id, chunk))
+                    chunks_written += 1
+    return BatchStats(
+        files_written=len(changed),
+        files_touched=len(touched),
+        files_dropped=files_dropped,
+        chunks_written=chunks_written,
+    )
+
+
+async def replace_skipped(conn: Conn, repo_id: int, skipped: Sequence[SkippedFile]) -> None:
+    await conn.execute("DELETE FROM skipped_files WHERE repository_id = %s", (repo_id,))
+    async with (
+        conn.cursor() as cur,
+        cur.copy("COPY skipped_files (repository_id, path, reason) FROM STDIN WITH (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(["bigint", "text", "text"])
+        seen: set[str] = set()
+        for item in skipped:
+            if item.path not in seen:
+                seen.add(item.path)
+                await copy.write_row((repo_id, item.path, item.reason))
+
+
+async def analyze_chunks(conn: Conn) -> None:
+    await conn.execute("ANALYZE chunks")
+
+
+async def mark_indexed(conn: Conn, repo_id: int) -> None:
+    await conn.execute("UPDATE repositories SET last_indexed_at = now() WHERE id = %s", (repo_id,))
+
+
+async def count_unembedded(conn: Conn, repo_id: int) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM chunks WHERE repository_id = %s AND embedding IS NULL", (repo_id,)
+    )
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
+async def fill_from_cache(conn: Conn, repo_id: int, model_id: int, chunk_ids: list[int] | None) -> int:
+    """Give chunks that lack a vector the cached vector of their text; return how many got one."""
+    query = (
+        "UPDATE chunks c SET embedding = ec.embedding, embedding_model_id = ec.model_id "
+        "FROM embedding_cache ec WHERE c.repository_id = %s AND c.embedding IS NULL "
+        "AND ec.model_id = %s AND ec.embed_hash = c.embed_hash"
+    )
+    params: tuple[Any, ...] = (repo_id, model_id)
+    if chunk_ids is not None:
+        query += " AND c.id = ANY(%s)"
+        params += (chunk_ids,)
+    cur = await conn.execute(query, params)
+    return cur.rowcount
+
+
+async def unembedded_batch(conn: Conn, repo_id: int, limit: int) -> list[PendingChunk]:
+    cur = await conn.execute(
+        "SELECT c.id, c.embed_hash, f.path, c.symbol, c.content FROM chunks c JOIN files f ON f.id = c.file_id "
+        "WHERE c.repository_id = %s AND c.embedding IS NULL ORDER BY c.id LIMIT %s",
+        (repo_id, limit),
+    )
+    return [
+        PendingChunk(int(r["id"]), bytes(r["embed_hash"]), r["path"], r["symbol"], r["content"])
+        for r in await cur.fetchall()
+    ]
+
+
+async def add_to_cache(conn: Conn, model_id: int, hashes: Sequence[bytes], vectors: npt.NDArray[np.float32]) -> None:
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO embedding_cache (model_id, embed_hash, embedding) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            [(model_id, h, v) for h, v in zip(hashes, vectors, strict=True)],
+        )

@@ -1,0 +1,224 @@
+"""SQL for background indexing jobs. The database enforces the state machine (see migration 0002);
+workers claim with ``FOR UPDATE SKIP LOCKED`` and fence every write with the job's attempt number."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+
+from codebase_mcp.core.validation import parse_job_id, printable
+from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate
+from codebase_mcp.errors import Conflict, InvalidInput, LostOwnership, NotFound
+from codebase_mcp.storage.database import Conn
+
+_COLUMNS = (
+    "id, project_id, repo_path, status::text AS status, phase, status_message, error_message, force_reindex, "
+    "files_total, files_indexed, files_skipped, chunks_created, chunks_embedded, progress_percent, eta_seconds, "
+    "attempt, worker_id, heartbeat_at, cancel_requested, created_at, started_at, completed_at, updated_at"
+)
+
+
+def _job(row: dict[str, Any]) -> Job:
+    return Job(**{**row, "status": JobStatus(row["status"]), "phase": JobPhase(row["phase"])})
+
+
+async def create_job(conn: Conn, project_id: str, repo_path: str, force: bool) -> tuple[Job, bool]:
+    """A new pending job, or the active one for the same repository: ``(job, created)``."""
+    for _ in range(3):
+        cur = await conn.execute(
+            f"SELECT {_COLUMNS} FROM indexing_jobs WHERE project_id = %s AND repo_path = %s "
+            "AND status IN ('pending', 'running')",
+            (project_id, repo_path),
+        )
+        existing = await cur.fetchone()
+        if existing is not None:
+            return _job(existing), False
+        try:
+            async with conn.transaction():  # a savepoint: a lost race leaves the caller's transaction usable
+                cur = await conn.execute(
+                    "INSERT INTO indexing_jobs (project_id, repo_path, force_reindex, status_message) "
+                    f"VALUES (%s, %s, %s, 'queued') RETURNING {_COLUMNS}",
+                    (project_id, repo_path, force),
+                )
+                row = await cur.fetchone()
+            assert row is not None
+            return _job(row), True
+        except psycopg.errors.UniqueViolation:
+            continue  # raced with another start: return that one
+    raise Conflict("Could not create the job while other starts raced for the same repository; try again.")
+
+
+async def create_failed_job(conn: Conn, project_id: str, repo_path: str, message: str) -> Job:
+    """Record a request that cannot run (bad path) as a failed job, so its status can be read."""
+    cur = await conn.execute(
+        "INSERT INTO indexing_jobs (project_id, repo_path, status, error_message, status_message, completed_at) "
+        f"VALUES (%s, %s, 'failed', %s, 'rejected', now()) RETURNING {_COLUMNS}",
+        (project_id, printable(repo_path, 4096), printable(message, 2000)),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return _job(row)
+
+
+async def get_job(conn: Conn, job_id: str, project_id: str | None = None) -> Job:
+    jid = parse_job_id(job_id)
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM indexing_jobs WHERE id = %s", (jid,))
+    row = await cur.fetchone()
+    if row is None or (project_id is not None and row["project_id"] != project_id):
+        raise NotFound(f"No indexing job {jid}" + (f" in project {project_id!r}." if project_id else "."))
+    return _job(row)
+
+
+async def list_jobs(conn: Conn, project_id: str | None, status: str | None, limit: int) -> list[Job]:
+    if status is not None and status not in set(JobStatus):
+        raise InvalidInput(f"status must be one of {', '.join(JobStatus)}; got {status[:40]!r}.")
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM indexing_jobs WHERE (%(p)s::text IS NULL OR project_id = %(p)s) "
+        "AND (%(s)s::job_status IS NULL OR status = %(s)s::job_status) ORDER BY created_at DESC LIMIT %(n)s",
+        {"p": project_id, "s": status, "n": limit},
+    )
+    return [_job(r) for r in await cur.fetchall()]
+
+
+async def request_cancel(conn: Conn, job_id: str) -> Job:
+    """Pending jobs are cancelled at once; running ones at their next batch boundary."""
+    jid = parse_job_id(job_id)
+    await conn.execute(
+        "UPDATE indexing_jobs SET status = 'cancelled', completed_at = now(), status_message = 'cancelled' "
+        "WHERE id = %s AND status = 'pending'",
+        (jid,),
+    )
+    await conn.execute(
+        "UPDATE indexing_jobs SET cancel_requested = true, status_message = 'cancelling' "
+        "WHERE id = %s AND status = 'running'",
+        (jid,),
+    )
+    return await get_job(conn, str(jid))
+
+
+async def claim(conn: Conn, worker_id: str, heartbeat_timeout: float, max_running: int) -> Job | None:
+    """Claim the oldest pending job, or a running one whose worker stopped beating, if fewer than
+    ``max_running`` jobs are running with a live heartbeat."""
+    # serialise claims (until the caller's transaction ends) so the concurrency limit holds across workers
+    await conn.execute("SELECT pg_advisory_xact_lock(7355608)")
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM indexing_jobs WHERE status = 'running' "
+        "AND heartbeat_at >= now() - make_interval(secs => %s)",
+        (heartbeat_timeout,),
+    )
+    row = await cur.fetchone()
+    if row is not None and row["n"] >= max_running:
+        return None
+    cur = await conn.execute(
+        "UPDATE indexing_jobs SET status = 'running', attempt = attempt + 1, worker_id = %(w)s, "
+        " heartbeat_at = now(), started_at = coalesce(started_at, now()), "
+        " status_message = CASE WHEN attempt > 0 THEN 'resumed' ELSE 'started' END "
+        "WHERE id = (SELECT id FROM indexing_jobs WHERE status = 'pending' OR (status = 'running' "
+        "  AND heartbeat_at < now() - make_interval(secs => %(t)s)) "
+        f"  ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING {_COLUMNS}",
+        {"w": worker_id, "t": heartbeat_timeout},
+    )
+    job = await cur.fetchone()
+    return _job(job) if job else None
+
+
+async def release_dead_local_jobs(conn: Conn, host_prefix: str, alive: set[int]) -> int:
+    """Jobs owned by workers of this host whose process is gone become claimable at once."""
+    cur = await conn.execute(
+        "SELECT id, worker_id FROM indexing_jobs WHERE status = 'running' AND worker_id LIKE %s",
+        (host_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
+    )
+    dead = []
+    for row in await cur.fetchall():
+        try:
+            pid = int(str(row["worker_id"]).split(":")[1])
+        except (IndexError, ValueError):
+            continue
+        if pid not in alive:
+            dead.append(row["id"])
+    if dead:
+        await conn.execute("UPDATE indexing_jobs SET heartbeat_at = 'epoch' WHERE id = ANY(%s)", (dead,))
+    return len(dead)
+
+
+async def _fenced(conn: Conn, job_id: uuid.UUID, attempt: int, sets: str, params: dict[str, Any]) -> bool:
+    """Update a running job only if ``attempt`` is still its current one; return cancel_requested."""
+    cur = await conn.execute(
+        f"UPDATE indexing_jobs SET {sets}, heartbeat_at = now() "
+        "WHERE id = %(_id)s AND attempt = %(_attempt)s AND status = 'running' RETURNING cancel_requested",
+        {**params, "_id": job_id, "_attempt": attempt},
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise LostOwnership(f"job {job_id} attempt {attempt} was taken over")
+    return bool(row["cancel_requested"])
+
+
+async def heartbeat(conn: Conn, job_id: uuid.UUID, attempt: int, worker_id: str) -> bool:
+    """Beat the job's heartbeat (fenced); return cancel_requested."""
+    return await _fenced(conn, job_id, attempt, "worker_id = %(w)s", {"w": worker_id})
+
+
+async def publish_progress(conn: Conn, job_id: uuid.UUID, attempt: int, update: JobUpdate) -> bool:
+    """Write a running job's progress (fenced); return cancel_requested."""
+    return await _fenced(
+        conn,
+        job_id,
+        attempt,
+        "phase = %(phase)s, files_total = %(files_total)s, files_skipped = %(files_skipped)s, "
+        "progress_percent = %(progress_percent)s, eta_seconds = %(eta_seconds)s, status_message = %(status_message)s",
+        {
+            "phase": str(update.phase),
+            "files_total": update.files_total,
+            "files_skipped": update.files_skipped,
+            "progress_percent": update.progress_percent,
+            "eta_seconds": update.eta_seconds,
+            "status_message": update.status_message,
+        },
+    )
+
+
+async def add_counts(conn: Conn, job_id: uuid.UUID, attempt: int, stats: BatchStats) -> bool:
+    """Inside a batch's transaction: add what it commits to the job's counters (fenced)."""
+    return await _fenced(
+        conn,
+        job_id,
+        attempt,
+        "files_indexed = files_indexed + %(f)s, chunks_created = chunks_created + %(c)s, "
+        "chunks_embedded = chunks_embedded + %(e)s",
+        {"f": stats.files_written, "c": stats.chunks_written, "e": stats.chunks_embedded},
+    )
+
+
+async def requeue(conn: Conn, job_id: uuid.UUID, attempt: int, message: str) -> bool:
+    """Hand a running job back (pending, no worker) for any worker to resume; False if fenced out."""
+    cur = await conn.execute(
+        "UPDATE indexing_jobs SET status = 'pending', worker_id = NULL, status_message = %s "
+        "WHERE id = %s AND attempt = %s AND status = 'running'",
+        (message, job_id, attempt),
+    )
+    return cur.rowcount == 1
+
+
+async def finish(
+    conn: Conn, job_id: uuid.UUID, attempt: int, status: JobStatus, message: str, error: str | None
+) -> bool:
+    """Record a final status (completed, failed, cancelled); False if fenced out."""
+    cur = await conn.execute(
+        "UPDATE indexing_jobs SET status = %s::job_status, completed_at = now(), status_message = %s, "
+        " error_message = %s, phase = CASE WHEN %s = 'completed' THEN 'done' ELSE phase END, "
+        " progress_percent = CASE WHEN %s = 'completed' THEN 100 ELSE progress_percent END, eta_seconds = NULL "
+        "WHERE id = %s AND attempt = %s AND status = 'running' RETURNING id",
+        (str(status), message, error, str(status), str(status), job_id, attempt),
+    )
+    return await cur.fetchone() is not None
+
+
+async def prune(conn: Conn, retention_days: float) -> int:
+    cur = await conn.execute(
+        "DELETE FROM indexing_jobs WHERE completed_at < now() - make_interval(secs => %s)",
+        (retention_days * 86400,),
+    )
+    return cur.rowcount
