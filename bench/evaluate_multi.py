@@ -175,9 +175,10 @@ async def run_language(rt: Any, language: str, queries: list[Query], repos: int 
 def select(queries: list[Query], args: argparse.Namespace) -> dict[str, list[Query]]:
     out: dict[str, list[Query]] = {}
     for language in args.languages:
+        repos = {s.repo for s in [s for s in SOURCES if s.language == language][: args.repos or None]}
         chosen: list[Query] = []
         for kind in KINDS:
-            pool = [q for q in queries if q.language == language and q.kind == kind]
+            pool = [q for q in queries if q.language == language and q.kind == kind and q.repo in repos]
             if args.split != "all":
                 pool = [q for q in pool if q.split == args.split]
             chosen += pool[: args.max_queries or None]  # the file's order is the seeded sample order
