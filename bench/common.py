@@ -64,3 +64,12 @@ def table(rows: list[tuple[str, str]], title: str) -> str:
     lines = [f"## {title}", "", f"| {'metric':<{width}} | value |", f"|{'-' * (width + 2)}|-------|"]
     lines += [f"| {k:<{width}} | {v} |" for k, v in rows]
     return "\n".join(lines)
+
+
+def grid(header: list[str], rows: list[list[str]], title: str) -> str:
+    """A Markdown table with several columns, padded to line up in a terminal."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"## {title}", "", "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    return "\n".join(lines)
