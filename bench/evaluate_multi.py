@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from codebase_mcp.indexing.tokens import query_terms
+from codebase_mcp.core.tokens import query_terms
 from codebase_mcp.runtime import open_runtime
 from codebase_mcp.settings import Settings
 from common import grid, percentile, table

@@ -16,6 +16,7 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import cli_command
+from tests.server.client import call
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 INIT = {
@@ -103,3 +104,39 @@ def test_non_loopback_bind_needs_a_token(cli_env: dict[str, str]) -> None:
         timeout=60,
     )
     assert short.returncode == 2 and "too short" in short.stderr
+
+
+async def test_working_directory_belongs_to_each_session(
+    http_server: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two clients of one server choose different projects with set_working_directory: each searches
+    its own project only, whatever the other chose after it."""
+    for project in ("alpha", "beta"):
+        repo = tmp_path / f"{project}-repo"
+        repo.mkdir()
+        (repo / f"{project}_ledger.py").write_text(f"def reconcile_{project}_ledger(rows):\n    return rows\n")
+        (tmp_path / f"{project}-ws" / ".codebase-mcp").mkdir(parents=True)
+        (tmp_path / f"{project}-ws" / ".codebase-mcp" / "config.json").write_text(f'{{"project_id": "{project}"}}')
+        done = subprocess.run(
+            [*cli_command(), "index", str(repo), "--project", project], env=cli_env, capture_output=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http_a,
+        streamable_http_client(http_server, http_client=http_a) as (read_a, write_a, *_),
+        ClientSession(read_a, write_a) as a,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http_b,
+        streamable_http_client(http_server, http_client=http_b) as (read_b, write_b, *_),
+        ClientSession(read_b, write_b) as b,
+    ):
+        await a.initialize()
+        await b.initialize()
+        ok, chosen = await call(a, "set_working_directory", directory=str(tmp_path / "alpha-ws"))
+        assert ok and chosen["project_id"] == "alpha"
+        ok, chosen = await call(b, "set_working_directory", directory=str(tmp_path / "beta-ws"))
+        assert ok and chosen["project_id"] == "beta"
+        for session, own in ((a, "alpha"), (b, "beta"), (a, "alpha")):
+            ok, found = await call(session, "search_code", query="reconcile ledger")
+            assert ok and found["project_id"] == own, found
+            assert {r["repository"] for r in found["results"]} == {f"{own}-repo"}, found

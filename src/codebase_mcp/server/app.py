@@ -7,7 +7,7 @@ import contextlib
 import functools
 import json
 import logging
-import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +44,18 @@ class SessionState:
     working_project: str | None = None
 
 
+MAX_SESSIONS = 4096  # sessions whose choices are remembered; the least recently used are forgotten
+
+
+def session_key(ctx: Context) -> str:
+    """Which MCP session a request belongs to: the streamable-HTTP session id, or the one client of a
+    stdio server."""
+    request = ctx.request_context.request
+    headers = getattr(request, "headers", None)
+    session_id = headers.get("mcp-session-id") if headers is not None else None
+    return f"http:{session_id}" if session_id else "stdio"
+
+
 @dataclass
 class App:
     """What one server opened (the lifespan context): shared by its sessions, never by two servers."""
@@ -52,11 +64,16 @@ class App:
     # searches are CPU-bound: running more at once than there are cores only lengthens every one of
     # them and the queue in front of quick calls (status polls); the rest wait their turn here
     search_slots: asyncio.Semaphore
-    sessions: weakref.WeakKeyDictionary[object, SessionState] = field(default_factory=weakref.WeakKeyDictionary)
+    sessions: OrderedDict[str, SessionState] = field(default_factory=OrderedDict)
 
     def session(self, ctx: Context) -> SessionState:
-        """This client's own state; it goes when its MCP session does."""
-        return self.sessions.setdefault(ctx.session, SessionState())
+        """This client's own state, kept for the least recently used ``MAX_SESSIONS`` sessions."""
+        key = session_key(ctx)
+        state = self.sessions.pop(key, None) or SessionState()
+        self.sessions[key] = state
+        while len(self.sessions) > MAX_SESSIONS:
+            self.sessions.popitem(last=False)
+        return state
 
     async def project(self, ctx: Context, project_id: str | None, *, must_exist: bool) -> str:
         project = check_project_id(project_id or self.session(ctx).working_project or "default")
