@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -146,7 +147,7 @@ def chunk_stats(database_url: str, project_id: str = "default") -> dict[str, int
     return {"files": row[0], "chunks": row[1], "dup_chunks": row[2], "dup_files": row[3], "unembedded": row[4]}
 
 
-def job_row(database_url: str, job_id: str) -> dict[str, object]:
+def job_row(database_url: str, job_id: str) -> dict[str, Any]:
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
         row = conn.execute("SELECT * FROM indexing_jobs WHERE id = %s", (job_id,)).fetchone()
     assert row is not None

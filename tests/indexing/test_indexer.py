@@ -15,7 +15,7 @@ from codebase_mcp.storage.database import Database
 
 async def scalar(db: Database, query: str, *params: object) -> object:
     async with db.connection() as conn:
-        cur = await conn.execute(query, params)  # type: ignore[arg-type]
+        cur = await conn.execute(query, params)
         row = await cur.fetchone()
         await conn.commit()
         assert row is not None

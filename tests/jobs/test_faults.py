@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -35,7 +36,7 @@ async def test_terminated_connections_mid_job_are_survived(cli_env: dict[str, st
     with worker(worker_env(cli_env), tmp_path / "w.log") as proc:
         killed = 0
         for threshold in (60, 300, 600):
-            await wait_for(url, job_id, lambda j, t=threshold: j["files_indexed"] >= t, 60, f"{threshold} files")  # type: ignore[misc]
+            await wait_for(url, job_id, lambda j, t=threshold: j["files_indexed"] >= t, 60, f"{threshold} files")
             killed += terminate_other_backends(url)
         assert killed >= 3
         done = await wait_for(url, job_id, lambda j: j["status"] in {"completed", "failed"}, 120, "completion")
@@ -88,7 +89,7 @@ def _stop_embedded(home: Path, mode: str) -> int:
     return int(info.pid)
 
 
-async def _poll_job(home: Path, job_id: str, check: object, timeout: float, what: str) -> dict[str, object]:
+async def _poll_job(home: Path, job_id: str, check: object, timeout: float, what: str) -> dict[str, Any]:
     """Like ``wait_for``, but the database may be down for a while."""
     deadline = time.monotonic() + timeout
     last: dict[str, object] | None = None
@@ -129,7 +130,7 @@ async def test_embedded_server_stopped_mid_job_is_restarted(cli_env: dict[str, s
         first_pid = proc.pid
         stopped: list[int] = []
         for threshold, mode in ((100, "fast"), (500, "immediate")):
-            await _poll_job(home, job_id, lambda j, t=threshold: j["files_indexed"] >= t, 120, f"{threshold} files")  # type: ignore[misc]
+            await _poll_job(home, job_id, lambda j, t=threshold: j["files_indexed"] >= t, 120, f"{threshold} files")
             stopped.append(_stop_embedded(home, mode))
         done = await _poll_job(home, job_id, lambda j: j["status"] in {"completed", "failed"}, 180, "completion")
         assert proc.poll() is None and proc.pid == first_pid, "the worker process stayed up"
@@ -168,6 +169,7 @@ async def test_search_after_the_embedded_server_stopped(cli_env: dict[str, str],
             assert res["results"][0]["symbol"] == "reconcile_ledger_entries"
             url = embedded_url(home)
             assert url is not None and _pid(home) != old
+        assert url is not None
         assert chunk_stats(url)["files"] == 30
 
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -56,7 +57,7 @@ def enqueue(url: str, repo: Path, project: str = "default") -> str:
     return str(row[0])
 
 
-async def wait_for(url: str, job_id: str, check: object, timeout: float, what: str) -> dict[str, object]:
+async def wait_for(url: str, job_id: str, check: object, timeout: float, what: str) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = job_row(url, job_id)

@@ -47,7 +47,7 @@ async def test_implementation_ranks_above_tests_unless_asked(engine: SearchEngin
 
 async def test_modes_all_answer(engine: SearchEngine) -> None:
     for mode in ("keyword", "dense", "hybrid"):
-        result = await engine.search("adler32 checksum", mode=mode, limit=3)  # type: ignore[arg-type]
+        result = await engine.search("adler32 checksum", mode=mode, limit=3)
         assert result.hits and result.hits[0].path == "native/checksum.rs", mode
 
 

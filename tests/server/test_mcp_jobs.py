@@ -70,7 +70,7 @@ async def test_server_killed_mid_job_resumes_without_duplicates(cli_env: dict[st
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         before = job_row(url, job_id)
-        if before["status"] == "running" and 100 <= int(before["files_indexed"]) < N_FILES // 2:  # type: ignore[call-overload]
+        if before["status"] == "running" and 100 <= int(before["files_indexed"]) < N_FILES // 2:
             break
         await asyncio.sleep(0.02)
     else:
@@ -82,7 +82,7 @@ async def test_server_killed_mid_job_resumes_without_duplicates(cli_env: dict[st
 
     after_kill = job_row(url, job_id)
     assert after_kill["status"] == "running" and after_kill["attempt"] == 1
-    assert int(after_kill["files_indexed"]) >= int(before["files_indexed"])  # type: ignore[call-overload]
+    assert int(after_kill["files_indexed"]) >= int(before["files_indexed"])
     interrupted = chunk_stats(url)
     assert 0 < interrupted["files"] < N_FILES and interrupted["files"] == after_kill["files_indexed"]
 

@@ -47,7 +47,7 @@ async def test_two_servers_and_a_cli_share_one_home(cli_env: dict[str, str], tmp
             call(two, "start_indexing_background", repo_path=str(shared)),
         )
         assert ok1 and ok2 and a["job_id"] == b["job_id"], (a, b)
-        searches = []
+        searches: list[int] = []
         while True:  # search from both servers and the CLI while the job and the CLI index run
             ok, res = await call(one if len(searches) % 2 else two, "search_code", query="normalize the records")
             assert ok, res

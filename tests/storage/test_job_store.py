@@ -9,6 +9,7 @@ import uuid
 import psycopg
 import pytest
 
+from codebase_mcp.core.identity import application_name
 from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate
 from codebase_mcp.errors import InvalidInput, LostOwnership, NotFound
 from codebase_mcp.storage import index_store
@@ -148,3 +149,27 @@ async def test_prune_removes_only_old_finished_jobs(db: Database) -> None:
         await asyncio.sleep(0.2)
         assert await store.prune(conn, 1e-6) == 1  # retention of 0.09 s
         assert (await store.get_job(conn, str(live.id))).status is JobStatus.PENDING
+
+
+async def test_takeover_ends_the_silent_workers_sessions(db: Database) -> None:
+    """A worker paused inside a transaction can hold locks no server timeout releases (a COPY waiting
+    for its first row); taking its job over ends that process's sessions, and only those."""
+    job = await new_job(db)
+    silent = "otherhost:4242"
+    async with (
+        await psycopg.AsyncConnection.connect(db.url, application_name=application_name(silent)) as paused,
+        await psycopg.AsyncConnection.connect(db.url, application_name=application_name("otherhost:4243")) as other,
+    ):
+        await paused.execute("SELECT id FROM projects FOR KEY SHARE")  # holds a lock, stays in a transaction
+        async with db.connection() as conn:
+            await conn.execute(
+                "UPDATE indexing_jobs SET status = 'running', attempt = 1, worker_id = %s, "
+                "heartbeat_at = now() - interval '1 minute' WHERE id = %s",
+                (f"{silent}:abc123", job.id),
+            )
+        async with db.connection() as conn:
+            taken = await store.claim(conn, "thishost:1:def456", 30, 2)
+        assert taken is not None and taken.id == job.id and taken.attempt == 2
+        with pytest.raises(psycopg.OperationalError):
+            await paused.execute("SELECT 1")
+        assert await (await other.execute("SELECT 1")).fetchone() == (1,), "other processes keep their sessions"

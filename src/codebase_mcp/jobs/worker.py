@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import time
 import uuid
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from codebase_mcp.core.identity import process_id
 from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate, Progress
 from codebase_mcp.errors import Cancelled, CodebaseError, DatabaseUnavailable, JobTimedOut, LostOwnership
 from codebase_mcp.runtime import Runtime
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return f"{process_id()}:{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(frozen=True)

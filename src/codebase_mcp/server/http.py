@@ -14,7 +14,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from codebase_mcp.errors import InvalidInput
 from codebase_mcp.settings import Settings
 
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class SharedTokenVerifier:

@@ -28,6 +28,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from codebase_mcp.core.identity import application_name
 from codebase_mcp.errors import CodebaseError, DatabaseFull, DatabaseReadOnly, DatabaseUnavailable
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri, restart_if_stopped, start_embedded
@@ -206,7 +207,7 @@ async def open_database(settings: Settings, *, min_size: int = 1, max_size: int 
         url,
         min_size=min_size,
         max_size=max_size,
-        kwargs={"row_factory": dict_row},
+        kwargs={"row_factory": dict_row, "application_name": application_name()},
         configure=_configurer(int(settings.job_heartbeat_timeout_seconds * 1000)),
         open=False,
         check=AsyncConnectionPool.check_connection,

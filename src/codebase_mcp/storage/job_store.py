@@ -8,16 +8,21 @@ from typing import Any
 
 import psycopg
 
+from codebase_mcp.core.identity import application_name, process_of_worker
 from codebase_mcp.core.validation import parse_job_id, printable
 from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate
 from codebase_mcp.errors import Conflict, InvalidInput, LostOwnership, NotFound
 from codebase_mcp.storage.database import Conn
 
-_COLUMNS = (
-    "id, project_id, repo_path, status::text AS status, phase, status_message, error_message, force_reindex, "
-    "files_total, files_indexed, files_skipped, chunks_created, chunks_embedded, progress_percent, eta_seconds, "
-    "attempt, worker_id, heartbeat_at, cancel_requested, created_at, started_at, completed_at, updated_at"
-)
+_FIELDS = ["id", "project_id", "repo_path", "status", "phase", "status_message", "error_message", "force_reindex", "files_total", "files_indexed", "files_skipped", "chunks_created", "chunks_embedded", "progress_percent", "eta_seconds", "attempt", "worker_id", "heartbeat_at", "cancel_requested", "created_at", "started_at", "completed_at", "updated_at"]
+
+
+def _columns(alias: str = "") -> str:
+    """The select list of a Job (``alias.`` before each column when given)."""
+    return ", ".join(f"{alias}{f}::text AS {f}" if f == "status" else f"{alias}{f} AS {f}" for f in _FIELDS)
+
+
+_COLUMNS = _columns()
 
 
 def _job(row: dict[str, Any]) -> Job:
@@ -100,7 +105,12 @@ async def request_cancel(conn: Conn, job_id: str) -> Job:
 
 async def claim(conn: Conn, worker_id: str, heartbeat_timeout: float, max_running: int) -> Job | None:
     """Claim the oldest pending job, or a running one whose worker stopped beating, if fewer than
-    ``max_running`` jobs are running with a live heartbeat."""
+    ``max_running`` jobs are running with a live heartbeat.
+
+    Taking a job over also ends the database sessions of the silent worker's process: a process
+    paused in the middle of a write (SIGSTOP, a frozen VM) can hold row locks that no server-side
+    timeout releases (a COPY waiting for its first row ignores ``statement_timeout``), and the new
+    owner would wait on them for as long as the pause lasts."""
     # serialise claims (until the caller's transaction ends) so the concurrency limit holds across workers
     await conn.execute("SELECT pg_advisory_xact_lock(7355608)")
     cur = await conn.execute(
@@ -112,16 +122,26 @@ async def claim(conn: Conn, worker_id: str, heartbeat_timeout: float, max_runnin
     if row is not None and row["n"] >= max_running:
         return None
     cur = await conn.execute(
-        "UPDATE indexing_jobs SET status = 'running', attempt = attempt + 1, worker_id = %(w)s, "
+        "WITH old AS (SELECT id, worker_id FROM indexing_jobs WHERE status = 'pending' OR (status = 'running' "
+        "  AND heartbeat_at < now() - make_interval(secs => %(t)s)) "
+        "  ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1) "
+        "UPDATE indexing_jobs j SET status = 'running', attempt = attempt + 1, worker_id = %(w)s, "
         " heartbeat_at = now(), started_at = coalesce(started_at, now()), "
         " status_message = CASE WHEN attempt > 0 THEN 'resumed' ELSE 'started' END "
-        "WHERE id = (SELECT id FROM indexing_jobs WHERE status = 'pending' OR (status = 'running' "
-        "  AND heartbeat_at < now() - make_interval(secs => %(t)s)) "
-        f"  ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING {_COLUMNS}",
+        f"FROM old WHERE j.id = old.id RETURNING old.worker_id AS previous_worker, {_columns('j.')}",
         {"w": worker_id, "t": heartbeat_timeout},
     )
     job = await cur.fetchone()
-    return _job(job) if job else None
+    if job is None:
+        return None
+    previous = process_of_worker(job.pop("previous_worker") or "")
+    if previous is not None and previous != process_of_worker(worker_id):
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (application_name(previous),),
+        )
+    return _job(job)
 
 
 async def release_dead_local_jobs(conn: Conn, host_prefix: str, alive: set[int]) -> int:
