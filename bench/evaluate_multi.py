@@ -7,9 +7,11 @@
 Each language of the corpus is indexed into its own project (one repository per package) in a
 throwaway embedded PostgreSQL, then every query runs through ``SearchEngine.search`` in the modes
 keyword, dense, hybrid and hybrid + ranking, and through a reference BM25 (``bm25s``, Lucene variant,
-k1 1.5, b 0.75) over exactly the tokens the product stores for each chunk (``chunks.search_text``,
-made by ``codebase_mcp.indexing.tokens``, read back from the database) with the product's own query
-terms (``query_terms``). Reported per language and kind of query, per mode: MRR@10, Recall@10 and
+the product's k1 and b) over exactly the tokens the product scores for each chunk (the lexemes of
+``chunks.tsv``, each repeated as often as it occurs: code-aware tokens of ``core/tokens.py``, then
+stopwords and stemming of PostgreSQL's ``english`` configuration; read back from the database) with
+the product's own query lexemes (``query_terms`` then ``search_store.lexemes``).
+Reported per language and kind of query, per mode: MRR@10, Recall@10 and
 nDCG@10 at chunk level (a hit is a chunk of the right file whose lines hold the target definition's
 line; for module queries any chunk of the file) and at file level (the first chunk of the right file;
 files counted once, in order of first appearance), and search latency p50/p95.
@@ -33,7 +35,9 @@ import numpy as np
 
 from codebase_mcp.core.tokens import query_terms
 from codebase_mcp.runtime import open_runtime
+from codebase_mcp.search.fusion import FusionWeights
 from codebase_mcp.settings import Settings
+from codebase_mcp.storage import search_store
 from common import grid, percentile, table
 from eval_corpus import KINDS, LANGUAGES, QUERIES, ROOT, SOURCES, Query, load_queries
 
@@ -90,18 +94,18 @@ def metrics(found: list[int | None]) -> tuple[float, float, float]:
 
 
 class ReferenceBM25:
-    """bm25s over the product's stored tokens of each chunk of one project."""
+    """bm25s over the product's stored lexemes of each chunk of one project."""
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         import bm25s
 
         self.chunks = [ChunkRow(r["repo"], r["path"], r["start_line"], r["end_line"]) for r in rows]
-        self.model = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
-        self.model.index([r["search_text"].split() for r in rows], show_progress=False)
+        self.model = bm25s.BM25(k1=search_store.K1, b=search_store.B, method="lucene")
+        self.model.index([r["tokens"] for r in rows], show_progress=False)
         self.vocab: dict[str, int] = self.model.vocab_dict
 
-    def search(self, query: str) -> list[ChunkRow]:
-        terms = [t for t in query_terms(query) if t in self.vocab]
+    def search(self, lexes: list[str]) -> list[ChunkRow]:
+        terms = [t for t in lexes if t in self.vocab]
         if not terms:
             return []
         scores = self.model.get_scores(terms)
@@ -109,7 +113,9 @@ class ReferenceBM25:
         return [self.chunks[i] for i in top if scores[i] > 0]
 
 
-async def run_language(rt: Any, language: str, queries: list[Query], repos: int | None, res: Results) -> dict:
+async def run_language(
+    rt: Any, language: str, queries: list[Query], repos: int | None, res: Results, modes: list[str]
+) -> dict:
     project = f"eval-{language}"
     sources = [s for s in SOURCES if s.language == language][: repos or None]
     started = time.perf_counter()
@@ -119,11 +125,10 @@ async def run_language(rt: Any, language: str, queries: list[Query], repos: int 
         embedded += state.chunks_embedded
     index_s = time.perf_counter() - started
     async with rt.db.connection() as conn:
-        # our own statistics before measuring: keyword search reads pg_stats, which autoanalyze
-        # would otherwise refresh at a moment of its choosing (issue 11: results not repeatable)
-        await conn.execute("ANALYZE chunks")
         cur = await conn.execute(
-            "SELECT r.name AS repo, f.path, c.start_line, c.end_line, c.search_text FROM chunks c "
+            "SELECT r.name AS repo, f.path, c.start_line, c.end_line, "
+            " array(SELECT u.lexeme FROM unnest(c.tsv) u, generate_series(1, cardinality(u.positions))) AS tokens "
+            "FROM chunks c "
             "JOIN files f ON f.id = c.file_id JOIN repositories r ON r.id = c.repository_id "
             "WHERE r.project_id = %s ORDER BY c.id",
             (project,),
@@ -140,6 +145,7 @@ async def run_language(rt: Any, language: str, queries: list[Query], repos: int 
             (project,),
         )
         files = int((await cur.fetchone())["n"])
+        query_lexemes = {q.query: await search_store.lexemes(conn, query_terms(q.query)) for q in queries}
         await conn.commit()
     indexed = {(r["repo"], r["path"]) for r in rows}
     kept = {s.repo for s in sources}
@@ -148,10 +154,12 @@ async def run_language(rt: Any, language: str, queries: list[Query], repos: int 
     reference = ReferenceBM25(rows)
     for q in queries:
         t0 = time.perf_counter()
-        hits = reference.search(q.query)
+        hits = reference.search(query_lexemes[q.query])
         res.latency[(language, REFERENCE)].append((time.perf_counter() - t0) * 1000)
         res.outcomes[(language, q.kind, REFERENCE)].append(ranks(q, hits))
     for label, mode, rank in MODES:
+        if modes and label not in modes:
+            continue
         for q in queries:
             t0 = time.perf_counter()
             resp = await rt.search.search(q.query, project_id=project, limit=K, mode=mode, rank=rank)
@@ -258,10 +266,14 @@ async def main(args: argparse.Namespace) -> None:
     settings = Settings(home=home, embedding_provider=args.model)
     res = Results()
     info: list[dict] = []
+    modes = [m for m in (args.modes or "").split(",") if m]
     async with open_runtime(settings) as rt:
+        if args.weights:
+            ident, natural = (float(x) for x in args.weights.split(","))
+            rt.search.weights = FusionWeights(identifier=ident, natural=natural)
         for language in args.languages:
             t0 = time.perf_counter()
-            info.append(await run_language(rt, language, by_language[language], args.repos, res))
+            info.append(await run_language(rt, language, by_language[language], args.repos, res, modes))
             print(
                 f"{language}: {info[-1]['chunks']} chunks, {info[-1]['queries']} queries, "
                 f"{time.perf_counter() - t0:.0f} s",
@@ -287,6 +299,8 @@ if __name__ == "__main__":
     parser.add_argument("--repos", type=int, default=0, help="index only the first N repositories per language")
     parser.add_argument("--home", help="database home to use (default: a new temporary folder)")
     parser.add_argument("--json", help="also write every figure to this JSON file")
+    parser.add_argument("--weights", help="keyword weight of fusion for identifier,natural queries (e.g. 0.7,0.5)")
+    parser.add_argument("--modes", help="only these modes, comma-separated labels (e.g. keyword,hybrid+rank)")
     parsed = parser.parse_args()
     unknown = set(parsed.languages) - set(LANGUAGES)
     if unknown:

@@ -27,7 +27,7 @@ class Runtime:
 
     @cached_property
     def search(self) -> SearchEngine:
-        """One engine per runtime: it caches the model id and keyword term statistics."""
+        """One engine per runtime: it caches the model id."""
         return SearchEngine(self.db, self.model, self.settings.search_candidates)
 
 

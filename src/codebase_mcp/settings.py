@@ -101,7 +101,10 @@ class Settings(BaseSettings):
         "such as status polls are not queued behind them.",
     )
     search_candidates: int = Field(
-        default=60, ge=10, le=1000, description="Candidates taken from each retriever before fusion."
+        default=50,
+        ge=10,
+        le=1000,
+        description="Least candidates taken from each retriever before fusion (5x the limit when more).",
     )
     http_token: SecretStr | None = Field(
         default=None,

@@ -109,9 +109,21 @@ def code_tokens(text: str) -> list[str]:
     return out
 
 
+PATH_FOLDERS = 3  # last folder names of a chunk's path that join its keyword text
+
+
+def path_words(rel_path: str) -> str:
+    """The file stem twice (a file named after what a query asks for is strong evidence) and the
+    names of the last ``PATH_FOLDERS`` folders."""
+    parts = rel_path.replace("\\", "/").split("/")
+    stem = parts[-1].split(".")[0] if not parts[-1].startswith(".") else parts[-1].lstrip(".").split(".")[0]
+    return " ".join([stem, stem, *parts[:-1][-PATH_FOLDERS:]])
+
+
 def search_text(content: str, rel_path: str, symbol: str | None) -> str:
-    """The text fed to full-text search for one chunk: its path, symbol and code, tokenised."""
-    header = f"{rel_path} {symbol or ''}"
+    """The text fed to full-text search for one chunk: its file stem (counted twice), last folder
+    names, symbol and code, tokenised."""
+    header = f"{path_words(rel_path)} {symbol or ''}"
     return " ".join(code_tokens(header) + code_tokens(content))
 
 

@@ -1,5 +1,6 @@
-"""Hybrid code search: keyword (PostgreSQL full-text over code-aware tokens) and dense (pgvector
-HNSW) retrieval, fused and re-ranked, within one project."""
+"""Hybrid code search: keyword (BM25 in PostgreSQL over code-aware tokens) and dense (pgvector HNSW)
+retrieval, each over-fetched, fused by normalised weighted sum (search/fusion.py) and re-ranked
+(search/ranking.py), within one project."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from codebase_mcp.core.validation import check_project_id
 from codebase_mcp.domain import RetrievedChunk, SearchFilters, SearchHit, SearchMode, SearchResponse
 from codebase_mcp.embeddings.base import EmbeddingModel
 from codebase_mcp.errors import EmbeddingError, InvalidInput, NotFound
-from codebase_mcp.search.ranking import Candidate, rerank, rrf
+from codebase_mcp.search.fusion import FusionWeights, fetch_size, fuse, query_kind
+from codebase_mcp.search.ranking import Candidate, rerank
 from codebase_mcp.storage import index_store, repo_store, search_store
 from codebase_mcp.storage.database import Database
 
@@ -44,12 +46,18 @@ def check_limit(limit: int) -> int:
 
 
 class SearchEngine:
-    def __init__(self, db: Database, model: EmbeddingModel | None, candidates: int = 60) -> None:
+    def __init__(
+        self,
+        db: Database,
+        model: EmbeddingModel | None,
+        candidates: int = 50,
+        weights: FusionWeights | None = None,
+    ) -> None:
         self.db = db
         self.model = model
-        self.candidates = candidates
+        self.candidates = candidates  # the least each arm fetches
+        self.weights = weights or FusionWeights()
         self._model_id: int | None = None
-        self._term_stats: search_store.TermStats | None = None
 
     async def search(
         self,
@@ -82,18 +90,19 @@ class SearchEngine:
 
         warning: list[str] = []
 
-        async def dense_or_nothing() -> list[RetrievedChunk]:
+        async def dense_or_nothing(fetch: int) -> list[RetrievedChunk]:
             # hybrid search survives an embedding provider that is down: keyword results only, said so
             try:
-                return await self._dense(query, repo_ids, filters)
+                return await self._dense(query, repo_ids, filters, fetch)
             except EmbeddingError as exc:
                 log.warning("dense retrieval skipped: %s", exc.message)
                 warning.append(f"Keyword results only: the embedding model failed ({exc.message})")
                 return []
 
-        keyword_task = self._keyword(query, repo_ids, filters) if mode != "dense" else None
+        fetch = fetch_size(limit, self.candidates)
+        keyword_task = self._keyword(query, repo_ids, filters, fetch) if mode != "dense" else None
         dense_task = (
-            (dense_or_nothing() if mode == "hybrid" else self._dense(query, repo_ids, filters))
+            (dense_or_nothing(fetch) if mode == "hybrid" else self._dense(query, repo_ids, filters, fetch))
             if mode != "keyword"
             else None
         )
@@ -101,35 +110,25 @@ class SearchEngine:
         keyword = results[0] if keyword_task is not None else []
         dense = results[-1] if dense_task is not None else []
 
-        by_id: dict[int, Candidate] = {}
-        for rank_no, found in enumerate(keyword, 1):
-            by_id.setdefault(found.chunk_id, Candidate.of(found)).keyword_rank = rank_no
-        for rank_no, found in enumerate(dense, 1):
-            by_id.setdefault(found.chunk_id, Candidate.of(found)).dense_rank = rank_no
-        candidates = list(by_id.values())
-        rrf(candidates)
+        candidates = fuse(keyword, dense, query_kind(query), self.weights)
         if rank:
             candidates = rerank(candidates, query)
-        else:
-            candidates.sort(key=lambda c: c.score, reverse=True)
         hits = await self._hydrate(candidates[:limit], max_chars)
         return SearchResponse(query, hits, len(candidates), _ms(started), mode, warning[0] if warning else None)
 
-    async def _keyword(self, query: str, repo_ids: list[int], filters: SearchFilters) -> list[RetrievedChunk]:
+    async def _keyword(
+        self, query: str, repo_ids: list[int], filters: SearchFilters, fetch: int
+    ) -> list[RetrievedChunk]:
         terms = query_terms(query)
         if not terms:
             return []
         async with self.db.connection() as conn:
-            stats = self._term_stats
-            if stats is None or time.monotonic() - stats.loaded_at > search_store.STATS_TTL_SECONDS:
-                stats = self._term_stats = await search_store.load_stats(conn)
             lexes = await search_store.lexemes(conn, terms)
             if not lexes:  # nothing but stopwords
                 return []
-            tsquery = search_store.build_tsquery(lexes, stats)
-            return await search_store.keyword_candidates(conn, repo_ids, filters, tsquery, self.candidates)
+            return await search_store.keyword_candidates(conn, repo_ids, filters, lexes, fetch)
 
-    async def _dense(self, query: str, repo_ids: list[int], filters: SearchFilters) -> list[RetrievedChunk]:
+    async def _dense(self, query: str, repo_ids: list[int], filters: SearchFilters, fetch: int) -> list[RetrievedChunk]:
         assert self.model is not None
         vector = await asyncio.to_thread(self.model.embed_query, query)
         async with self.db.connection() as conn:
@@ -138,7 +137,7 @@ class SearchEngine:
                 if self._model_id is None:
                     return []
             return await search_store.dense_candidates(
-                conn, repo_ids, filters, vector, self._model_id, self.model.dimension, self.candidates
+                conn, repo_ids, filters, vector, self._model_id, self.model.dimension, fetch
             )
 
     async def _hydrate(self, top: list[Candidate], max_chars: int) -> tuple[SearchHit, ...]:

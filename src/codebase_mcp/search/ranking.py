@@ -1,4 +1,4 @@
-"""The ranking stage: reciprocal rank fusion of the keyword and dense lists, then what knows code —
+"""The ranking stage, over the fused candidates (search/fusion.py): what knows code —
 matches in symbol names and paths, definitions over mentions, implementation over tests and docs
 unless the query asks for them, and several chunks of one file not crowding out other files."""
 
@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from codebase_mcp.core.tokens import code_tokens, split_identifier
 from codebase_mcp.domain import RetrievedChunk
 
-RRF_K = 60
 _TEST_PATH = re.compile(
     r"(^|/)(tests?|__tests__|spec|specs|testing)(/|$)|(^|/)test_[^/]*$|_test\.[a-z]+$|"
     r"\.(test|spec)\.[a-z]+$|Tests?\.[a-z]+$"
@@ -40,17 +39,6 @@ class Candidate:
         return cls(found.chunk_id, found.file_id, found.path, found.symbol, found.kind, found.language)
 
 
-def rrf(candidates: list[Candidate]) -> None:
-    for c in candidates:
-        total = 0.0
-        if c.keyword_rank is not None:
-            total += 1.0 / (RRF_K + c.keyword_rank)
-        if c.dense_rank is not None:
-            total += 1.0 / (RRF_K + c.dense_rank)
-        c.score = total * (RRF_K + 1) / 2  # 1.0 for rank 1 in both lists
-        c.signals["rrf"] = c.score
-
-
 def rerank(candidates: list[Candidate], query: str) -> list[Candidate]:
     terms = set(code_tokens(query))
     wants_tests = bool(terms & _TEST_WORDS)
@@ -74,13 +62,13 @@ def rerank(candidates: list[Candidate], query: str) -> list[Candidate]:
         if c.kind in _DEFINITIONS:
             factor *= 1.15
         if not wants_tests and _TEST_PATH.search(c.path):
-            factor *= 0.6
+            factor *= 0.3  # fused scores are spread wider than RRF scores were: 0.6 no longer demoted
             c.signals["test"] = 1.0
         if not wants_docs and (c.language in _DOC_LANGUAGES or _DOC_PATH.search(c.path)):
             factor *= 0.75
             c.signals["doc"] = 1.0
         c.score *= factor
-    candidates.sort(key=lambda c: c.score, reverse=True)
+    candidates.sort(key=lambda c: (-c.score, c.chunk_id))
     # diversity: each further chunk of the same file counts for less
     seen: dict[int, int] = {}
     for c in candidates:
@@ -88,5 +76,5 @@ def rerank(candidates: list[Candidate], query: str) -> list[Candidate]:
         if n:
             c.score *= 0.7**n
         seen[c.file_id] = n + 1
-    candidates.sort(key=lambda c: c.score, reverse=True)
+    candidates.sort(key=lambda c: (-c.score, c.chunk_id))
     return candidates

@@ -1,19 +1,36 @@
-"""Search reads: filters composed into SQL, keyword retrieval over the chunks' full-text index, dense
-retrieval over the per-model HNSW index, and the stored text around a hit. Every value travels as a
-parameter; identifiers and filter fragments are composed with ``psycopg.sql``.
+"""Search reads: filters composed into SQL, BM25 keyword retrieval, dense retrieval over the per-model
+HNSW index, and the stored text around a hit. Every value travels as a parameter; identifiers and
+filter fragments are composed with ``psycopg.sql``.
 
-Keyword term selection: ranking every chunk that contains a very common term (``self``, ``return``, a
-file extension) costs about 10 µs per row: a 300,000-chunk index would spend seconds on terms that
-barely change the ranking, as BM25's inverse document frequency would tell. PostgreSQL's statistics on
-the ``tsv`` column already know each common lexeme's frequency, so the query keeps its rarest terms up
-to a row budget, and falls back to requiring all terms (an intersection) when every term is common.
+BM25 keyword retrieval (issue 11). Chunks are tokenised by ``core/tokens.py`` (identifiers whole and
+split, file stem twice, last folder names) and by PostgreSQL's ``english`` configuration (stopwords,
+Snowball stemming) into ``chunks.tsv``; ``chunks.doc_len`` is its token count. Migration 0004 keeps our
+own statistics, per repository, in the transaction that writes or deletes chunks (statement triggers
+over transition tables): ``bm25_docs`` (chunk count, total length) and ``bm25_terms`` (document
+frequency per lexeme). Nothing read here comes from ``pg_stats``, so ANALYZE or autoanalyze never
+changes a ranking.
+
+Scoring is exact BM25 (Lucene's variant, as ``bm25s``: idf = ln(1 + (N - df + 0.5) / (df + 0.5)),
+tf part tf / (tf + k1 (1 - b + b dl / avgdl))) over candidates from the GIN index. Term frequencies
+come from the candidate's own tsvector: ``setweight`` marks the query's lexemes, ``ts_filter`` keeps
+only them (both in C, binary search), and ``unnest`` of that small vector gives each one's positions.
+Unnesting a whole tsvector instead (~100-500 lexemes per chunk) costs several times more per candidate.
+
+Candidates, with a row budget and still exact (MaxScore): query lexemes are sorted rarest first by our
+``df``; the rarest ones whose document frequencies add up to at most ``ROW_BUDGET`` chunks select the
+candidates (always at least one), all query lexemes score them. A chunk that has none of the selecting
+lexemes scores below the sum of the other lexemes' idf (the tf part is below 1), so when the
+``limit``-th candidate scores at least that much the top ``limit`` is exact; otherwise the next rarest
+lexeme joins and the query runs again, up to ``MAX_ROWS`` estimated candidates (past that, the answer
+is the best among the chunks holding the rarer terms: a query made of words that nearly every chunk
+holds). Ties: lower chunk id first.
 """
 
 from __future__ import annotations
 
-import time
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,39 +41,41 @@ from codebase_mcp.domain import ChunkContext, RetrievedChunk, SearchFilters
 from codebase_mcp.errors import InvalidInput
 from codebase_mcp.storage.database import Conn
 
-ROW_BUDGET = 4000  # estimated matching rows ranked per query
-STATS_TTL_SECONDS = 300.0
+K1 = 1.2
+B = 0.75
+ROW_BUDGET = 5000  # estimated candidate chunks scored by the first query
+MAX_ROWS = 40000  # estimated candidate chunks beyond which the top is no longer made exact
 
 
-@dataclass
-class TermStats:
-    """Frequencies of the most common lexemes (share of chunks containing each) and the chunk count."""
+@dataclass(frozen=True)
+class Bm25Stats:
+    """Statistics of the searched repositories: chunk count, average length, document frequencies."""
 
-    freqs: dict[str, float] = field(default_factory=dict)
-    rows: float = 0.0
-    loaded_at: float = 0.0
+    chunks: int
+    avgdl: float
+    df: dict[str, int]
 
-    @property
-    def floor(self) -> float:
-        """Upper bound of the frequency of a lexeme not in the list."""
-        return min(self.freqs.values()) if self.freqs else 0.0
-
-    def estimate(self, lexeme: str) -> float:
-        return self.rows * self.freqs.get(lexeme, self.floor / 2)
+    def idf(self, lexeme: str) -> float:
+        df = self.df.get(lexeme, 0)
+        return math.log(1.0 + (self.chunks - df + 0.5) / (df + 0.5))
 
 
-async def load_stats(conn: Conn) -> TermStats:
+async def bm25_stats(conn: Conn, repo_ids: list[int], lexes: list[str]) -> Bm25Stats:
     cur = await conn.execute(
-        "SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs, "
-        " (SELECT reltuples FROM pg_class WHERE oid = 'chunks'::regclass) AS rows "
-        "FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'chunks' AND attname = 'tsv'"
+        "SELECT coalesce(sum(chunks), 0)::bigint AS n, coalesce(sum(total_len), 0)::bigint AS total "
+        "FROM bm25_docs WHERE repository_id = ANY(%s)",
+        (repo_ids,),
     )
     row = await cur.fetchone()
-    stats = TermStats(loaded_at=time.monotonic())
-    if row and row["elems"] and row["freqs"]:
-        stats.freqs = dict(zip(row["elems"], row["freqs"], strict=False))
-        stats.rows = max(float(row["rows"] or 0), 0.0)
-    return stats
+    n = int(row["n"]) if row else 0
+    total = int(row["total"]) if row else 0
+    cur = await conn.execute(
+        "SELECT lexeme, sum(df)::bigint AS df FROM bm25_terms "
+        "WHERE repository_id = ANY(%s) AND lexeme = ANY(%s) GROUP BY lexeme",
+        (repo_ids, lexes),
+    )
+    df = {r["lexeme"]: int(r["df"]) for r in await cur.fetchall()}
+    return Bm25Stats(chunks=n, avgdl=total / n if n else 1.0, df=df)
 
 
 async def lexemes(conn: Conn, terms: list[str]) -> list[str]:
@@ -73,22 +92,20 @@ async def lexemes(conn: Conn, terms: list[str]) -> list[str]:
     return list(out)
 
 
-def build_tsquery(lexes: list[str], stats: TermStats) -> str:
-    """A tsquery (in ``simple`` syntax over already normalised lexemes) that is selective enough."""
-    quoted = {lex: "'" + lex.replace("'", "''").replace("\\", "\\\\") + "'" for lex in lexes}
-    if not stats.freqs or len(lexes) == 1:
-        return " | ".join(quoted.values())
-    ordered = sorted(lexes, key=stats.estimate)
-    if stats.estimate(ordered[0]) > ROW_BUDGET:
-        return " & ".join(quoted[lex] for lex in ordered)  # every term is common: intersect them
-    chosen: list[str] = []
-    total = 0.0
-    for lex in ordered:
-        total += stats.estimate(lex)
-        if chosen and total > ROW_BUDGET:
-            break
-        chosen.append(lex)
-    return " | ".join(quoted[lex] for lex in chosen)
+def tsquery_any(lexes: Sequence[str]) -> str:
+    """A tsquery (``simple`` syntax, over already normalised lexemes) matching any of them; every
+    lexeme is quoted, so operators and quotes in it stay literal."""
+    return " | ".join("'" + lex.replace("\\", "\\\\").replace("'", "''") + "'" for lex in lexes)
+
+
+def selecting_prefix(ordered: Sequence[str], stats: Bm25Stats, budget: int) -> int:
+    """How many of the rarest-first lexemes select the candidates within ``budget`` rows (at least 1)."""
+    total = 0
+    for i, lex in enumerate(ordered):
+        total += stats.df.get(lex, 0)
+        if total > budget:
+            return max(i, 1)
+    return len(ordered)
 
 
 def glob_to_regex(glob: str) -> str:
@@ -164,18 +181,41 @@ def _retrieved(rows: Sequence[dict[str, Any]], score: str) -> list[RetrievedChun
 
 
 async def keyword_candidates(
-    conn: Conn, repo_ids: list[int], filters: SearchFilters, tsquery: str, limit: int
+    conn: Conn, repo_ids: list[int], filters: SearchFilters, lexes: list[str], limit: int
 ) -> list[RetrievedChunk]:
-    """Chunks matching ``tsquery`` (see ``build_tsquery``), best ``ts_rank_cd`` first."""
+    """The ``limit`` best chunks by BM25 for these lexemes (see the module's docstring)."""
+    stats = await bm25_stats(conn, repo_ids, lexes)
+    present = sorted((lex for lex in lexes if stats.df.get(lex, 0) > 0), key=lambda x: (stats.df[x], x))
+    if not present or not stats.chunks:
+        return []
+    idf = [stats.idf(lex) for lex in present]
     conds, params = conditions(filters)
-    where = sql.SQL(" AND ").join([sql.SQL("c.repository_id = ANY(%(repos)s)"), sql.SQL("c.tsv @@ q"), *conds])
+    where = sql.SQL(" AND ").join(
+        [sql.SQL("c.repository_id = ANY(%(repos)s)"), sql.SQL("c.tsv @@ %(tsq)s::tsquery"), *conds]
+    )
     stmt = sql.SQL(
-        "SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, ts_rank_cd(c.tsv, q, 1) AS rank "
-        "FROM chunks c JOIN files f ON f.id = c.file_id, to_tsquery('simple', %(tsq)s) AS q "
-        "WHERE {} ORDER BY rank DESC, c.id LIMIT %(k)s"
+        "SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, "
+        " (SELECT sum(q.idf * cardinality(u.positions) / (cardinality(u.positions) + %(k1)s * "
+        "    (1 - %(b)s + %(b)s * c.doc_len / %(avgdl)s))) "
+        "  FROM unnest(ts_filter(setweight(c.tsv, 'A', %(lex)s), '{{a}}')) AS u "
+        "  JOIN unnest(%(lex)s::text[], %(idf)s::float8[]) AS q(lexeme, idf) ON q.lexeme = u.lexeme"
+        " ) AS score "
+        "FROM chunks c JOIN files f ON f.id = c.file_id WHERE {} ORDER BY score DESC, c.id LIMIT %(k)s"
     ).format(where)
-    cur = await conn.execute(stmt, {**params, "repos": repo_ids, "k": limit, "tsq": tsquery})
-    return _retrieved(await cur.fetchall(), "rank")
+    params.update(repos=repo_ids, k=limit, k1=K1, b=B, avgdl=stats.avgdl, lex=present, idf=idf)
+    n = selecting_prefix(present, stats, ROW_BUDGET)
+    while True:
+        cur = await conn.execute(stmt, {**params, "tsq": tsquery_any(present[:n])})
+        rows = await cur.fetchall()
+        if n == len(present):
+            break
+        rest_bound = sum(idf[n:])  # best score of a chunk holding none of the selecting lexemes
+        if len(rows) >= limit and float(rows[-1]["score"]) >= rest_bound:
+            break
+        if sum(stats.df[lex] for lex in present[: n + 1]) > MAX_ROWS:
+            break
+        n += 1
+    return _retrieved(rows, "score")
 
 
 async def dense_candidates(
