@@ -92,7 +92,7 @@ async def test_ranking_does_not_move_with_analyze(db: Database, settings: Settin
         out = []
         for q in queries:
             for mode in ("keyword", "hybrid"):
-                res = await engine.search(q, mode=mode, limit=20)  # type: ignore[arg-type]
+                res = await engine.search(q, mode=mode, limit=20)
                 out.append([(h.path, h.start_line, h.score) for h in res.hits])
         return out
 
