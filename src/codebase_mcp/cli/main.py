@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections import Counter
@@ -26,6 +27,7 @@ from codebase_mcp.logging_setup import setup_logging
 from codebase_mcp.runtime import open_runtime
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import repo_store
+from codebase_mcp.storage.embedded import release_embedded
 
 app = typer.Typer(
     name="codebase-mcp",
@@ -253,9 +255,6 @@ def serve(
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run a job worker in-process.")] = False,
 ) -> None:
     """Run the MCP server (stdio by default: stdout carries only MCP messages)."""
-    from codebase_mcp.server import http
-    from codebase_mcp.server.app import build_server
-
     try:
         settings = Settings()
     except Exception as exc:  # pydantic validation of environment variables
@@ -264,6 +263,27 @@ def serve(
     if no_worker:
         settings.run_worker = False
     setup_logging(settings.home)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_now)
+    _serve(settings, transport, host, port)
+
+
+def _exit_now(signum: int, _frame: object) -> None:
+    """SIGTERM or SIGINT of ``serve`` (a process manager, an MCP client closing its server, Ctrl-C):
+    exit at once, and stop the embedded PostgreSQL if no other process uses it. A graceful shutdown
+    would wait on the stdio reader, which blocks until the client closes stdin. A job in flight loses
+    its uncommitted batch only; the next start on this machine resumes it at once (its worker's PID is
+    gone), other machines after the heartbeat timeout."""
+    log.info("server stopped by %s", signal.Signals(signum).name)
+    release_embedded()
+    logging.shutdown()
+    os._exit(0)
+
+
+def _serve(settings: Settings, transport: str, host: str, port: int) -> None:
+    from codebase_mcp.server import http
+    from codebase_mcp.server.app import build_server
+
     if transport == "stdio":
         build_server(settings).run("stdio")
     elif transport == "http":

@@ -28,6 +28,22 @@ DATABASE_NAME = "codebase_mcp"
 _HANDLE_LIST = ".handle_pids.json"
 
 
+# the embedded servers this process joined: released at exit (the package's atexit hook), or by
+# ``release_embedded`` when the process must exit without running atexit hooks
+_joined: dict[Path, Any] = {}
+
+
+def release_embedded() -> None:
+    """Give up this process's hold on the embedded servers it joined, stopping each one this process
+    was the last to use. For exits that cannot wait for the interpreter's own shutdown."""
+    while _joined:
+        _, server = _joined.popitem()
+        try:
+            server.cleanup()
+        except Exception as exc:  # exiting anyway: say why the server may outlive us
+            log.warning("could not release the embedded PostgreSQL: %s", exc)
+
+
 def _prune_dead_holders(pgdata: Path) -> None:
     path = pgdata / _HANDLE_LIST
     try:
@@ -76,6 +92,7 @@ def start_embedded(home: Path) -> str:
         raise DatabaseUnavailable(
             f"The embedded PostgreSQL under {home} did not start ({type(exc).__name__}: {exc}). Its log is {log_path}."
         ) from exc
+    _joined[pgdata] = server
     uri: str = server.get_uri()
     log.debug("embedded PostgreSQL ready at %s (pid %s, holder %s)", uri, server.get_pid(), os.getpid())
     return uri
