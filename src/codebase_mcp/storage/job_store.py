@@ -14,7 +14,31 @@ from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate
 from codebase_mcp.errors import Conflict, InvalidInput, LostOwnership, NotFound
 from codebase_mcp.storage.database import Conn
 
-_FIELDS = ["id", "project_id", "repo_path", "status", "phase", "status_message", "error_message", "force_reindex", "files_total", "files_indexed", "files_skipped", "chunks_created", "chunks_embedded", "progress_percent", "eta_seconds", "attempt", "worker_id", "heartbeat_at", "cancel_requested", "created_at", "started_at", "completed_at", "updated_at"]
+_FIELDS = [
+    "id",
+    "project_id",
+    "repo_path",
+    "status",
+    "phase",
+    "status_message",
+    "error_message",
+    "force_reindex",
+    "files_total",
+    "files_indexed",
+    "files_skipped",
+    "chunks_created",
+    "chunks_embedded",
+    "progress_percent",
+    "eta_seconds",
+    "attempt",
+    "worker_id",
+    "heartbeat_at",
+    "cancel_requested",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "updated_at",
+]
 
 
 def _columns(alias: str = "") -> str:
