@@ -102,7 +102,7 @@ async def test_bad_arguments_get_clear_errors_and_the_server_survives(cli_env: d
             if "Internal error" in text or "Traceback" in text:
                 internal.append((tool, str(args)[:300], text[:300]))
         assert internal == []
-        assert len(tools) == 8
+        assert len(tools) == 10  # the eight tools, find_symbol and find_references
 
         ok, res = await call(session, "search_code", query="parse config")
         assert ok and res["results"][0]["path"] == "p.py", "the server still answers, the index is intact"

@@ -24,7 +24,36 @@ _KEYWORDS = (
     "record|protocol|extension|macro|typedef|union|package"
 )
 _NOT_A_DEFINITION = frozenset(
-    {"return", "if", "for", "while", "switch", "catch", "new", "throw", "await", "else", "case", "elif", "not", "and"}
+    {
+        "return",
+        "if",
+        "for",
+        "while",
+        "switch",
+        "catch",
+        "new",
+        "throw",
+        "await",
+        "else",
+        "case",
+        "elif",
+        "not",
+        "and",
+        "or",
+        "assert",
+        "yield",
+        "raise",
+        "del",
+        "delete",
+        "echo",
+        "print",
+        "go",
+        "defer",
+        "in",
+        "is",
+        "with",
+        "puts",
+    }
 )
 MAX_CANDIDATES = 400
 MAX_LINE_CHARS = 120

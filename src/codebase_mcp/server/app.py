@@ -284,12 +284,6 @@ SymbolNameArg = Annotated[
     ),
 ]
 
-JOB_STATUSES = (
-    "Statuses: 'pending' (queued, not started), 'running' (see phase: scanning, chunking, embedding, "
-    "finalizing; keyword search already works on stored files), 'completed' (search away), 'failed' "
-    "(error_message says why), 'cancelled'."
-)
-
 
 def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier] | None = None) -> MCPServer[Any]:
     """The MCP server with its tools; ``http`` adds bearer-token auth for the HTTP transport."""
@@ -329,7 +323,9 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
 
     def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Awaitable[Any]]], None]:
         def register(fn: Callable[..., Awaitable[Any]]) -> None:
-            server.add_tool(guarded(fn), annotations=annotations)
+            # one line per paragraph: the docstring's indentation is noise in an agent's context
+            description = " ".join((fn.__doc__ or "").split())
+            server.add_tool(guarded(fn), description=description, annotations=annotations)
 
         return register
 
@@ -373,11 +369,11 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
     @tool(READ_ONLY)
     async def get_indexing_status(ctx: Context, job_id: JobIdArg, project_id: ProjectArg = None) -> JobRecord:
         """Status, phase, progress (percent, files, chunks, ETA) and timestamps of an indexing job. Poll every
-        few seconds (2-5 s) until status is 'completed', 'failed' or 'cancelled'."""
+        few seconds (2-5 s) until status is 'completed', 'failed' or 'cancelled'. Statuses: 'pending' (queued,
+        not started), 'running' (see phase: scanning, chunking, embedding, finalizing; keyword search already works
+        on stored files), 'completed' (search away), 'failed' (error_message says why), 'cancelled'."""
         async with app_of(ctx).runtime.db.connection() as conn:
             return cast(JobRecord, (await job_store.get_job(conn, job_id, project_id)).to_dict())
-
-    get_indexing_status.__doc__ = (get_indexing_status.__doc__ or "") + JOB_STATUSES
 
     @tool(READ_ONLY)
     async def list_indexing_jobs(

@@ -6,7 +6,9 @@ the JSON. Both stay under a character budget."""
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired
+
+from typing_extensions import TypedDict
 
 Detail = Literal["locations", "snippets", "full"]
 
