@@ -9,7 +9,6 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from mcp.client.session import ClientSession
 from mcp.client.stdio import stdio_client
@@ -163,5 +162,3 @@ async def test_surface(cli_env: dict[str, str], tmp_path: Path) -> None:
         ok, msg = await call(session, "find_symbol", name="not a name!")
         assert not ok and "not a symbol name" in msg
     print("find_symbol round trips (ms):", sorted(round(t * 1000, 1) for t in timings))
-
-
