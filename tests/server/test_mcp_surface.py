@@ -111,6 +111,7 @@ async def test_surface(cli_env: dict[str, str], tmp_path: Path) -> None:
             first = result.structured_content["results"][0]
             assert f"{first['path']}:{first['start_line']}-{first['end_line']}" in text
             assert wire_size(result) <= 10_000, (query, wire_size(result))
+            print("search_code default response chars:", query, wire_size(result))
         # snippets are trimmed around the matching lines
         result = await session.call_tool("search_code", {"query": "field_25", "language": "python"})
         hit = result.structured_content["results"][0] if result.structured_content else {}
