@@ -304,3 +304,50 @@ class SearchResponse:
     latency_ms: float
     mode: SearchMode
     warning: str | None = None
+
+
+# --- symbol tools ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk read back whole, with where it lives: what the symbol tools search in."""
+
+    chunk_id: int
+    repository_id: int
+    repository: str
+    path: str
+    start_line: int
+    end_line: int
+    kind: str
+    symbol: str | None
+    language: str
+    content: str
+
+
+@dataclass(frozen=True)
+class SymbolDefinition:
+    """Where a symbol is defined: ``line`` is the defining line, ``content`` the code from there."""
+
+    repository: str
+    repository_id: int
+    path: str
+    line: int
+    end_line: int
+    symbol: str
+    kind: str
+    language: str
+    content: str
+    in_tests: bool
+
+
+@dataclass(frozen=True)
+class ReferenceLine:
+    """One line of stored file text where an identifier occurs."""
+
+    repository: str
+    repository_id: int
+    path: str
+    line: int
+    text: str
+    definition: bool

@@ -73,7 +73,7 @@ async def test_injected_text_comes_back_as_delimited_data_only(cli_env: dict[str
                     hit["repository"] == "payments" and hit["start_line"] >= 1 and hit["end_line"] >= hit["start_line"]
                 )
                 for field in ("content", "context_before", "context_after", "path", "symbol", "repository"):
-                    assert not has_hidden(hit[field] or ""), (field, hit[field])
+                    assert not has_hidden(hit.get(field) or ""), (field, hit.get(field))
         assert "README.md" in seen and "access.py" in seen and "invoicetxt.py" in seen
         ok, res = await call(session, "search_code", query="ignore previous instructions", limit=1)
         assert "Ignore previous instructions" in res["results"][0]["content"], "the text is returned, as data"

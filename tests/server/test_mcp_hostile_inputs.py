@@ -102,7 +102,7 @@ async def test_bad_arguments_get_clear_errors_and_the_server_survives(cli_env: d
             if "Internal error" in text or "Traceback" in text:
                 internal.append((tool, str(args)[:300], text[:300]))
         assert internal == []
-        assert len(tools) == 8
+        assert len(tools) == 10  # the eight tools, find_symbol and find_references
 
         ok, res = await call(session, "search_code", query="parse config")
         assert ok and res["results"][0]["path"] == "p.py", "the server still answers, the index is intact"
@@ -160,7 +160,7 @@ async def test_lone_surrogates_in_raw_json_do_no_harm(cli_env: dict[str, str]) -
         for n, params_json in enumerate(calls, start=2):
             await send(f'{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{params_json}}}')
         await send('{"jsonrpc":"2.0","id":99,"method":"tools/list"}')
-        assert len((await reply(99))["result"]["tools"]) == 8, "still answering"
+        assert len((await reply(99))["result"]["tools"]) == 10, "still answering"
         await send(
             '{"jsonrpc":"2.0","id":100,"method":"tools/call","params":{"name":"list_indexing_jobs","arguments":{}}}'
         )

@@ -17,7 +17,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from codebase_mcp.cli.progress import progress_reporter
 from codebase_mcp.core import untrusted
@@ -166,22 +165,17 @@ def repos(
         if not rows:
             out.print("no repositories indexed yet: run `codebase-mcp index PATH`")
             return
-        table = Table("id", "project", "name", "path", "files", "chunks", "embedded", "skipped", "last indexed")
+        # three short lines per repository: readable at 80 columns whatever the path's length
         for r in rows:
             repo = r.repository
             last = repo.last_indexed_at.strftime("%Y-%m-%d %H:%M") if repo.last_indexed_at else "never"
-            table.add_row(
-                str(repo.id),
-                escape(repo.project_id),
-                escape(repo.name),
-                escape(repo.root_path),
-                str(r.files),
-                str(r.chunks),
-                f"{r.embedded}/{r.chunks}",
-                str(r.skipped),
-                last,
+            out.print(f"[bold]{repo.id}  {escape(repo.name)}[/bold]  (project {escape(repo.project_id)})")
+            out.print(f"    {escape(repo.root_path)}", highlight=False)
+            out.print(
+                f"    {r.files} files, {r.chunks} chunks, {r.embedded}/{r.chunks} embedded, "
+                f"{r.skipped} skipped, indexed {last}",
+                highlight=False,
             )
-        out.print(table)
 
     _run(go)
 

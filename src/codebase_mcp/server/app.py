@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import functools
+import importlib.metadata
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, ParamSpec
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar, cast
 
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
-from pydantic import Field
+from mcp_types import CallToolResult, InputRequiredResult, ToolAnnotations
+from pydantic import Field, ValidationError
 
 from codebase_mcp.core import untrusted
 from codebase_mcp.core.validation import check_project_id, validate_client_path
@@ -26,11 +29,25 @@ from codebase_mcp.domain import SearchFilters
 from codebase_mcp.errors import CodebaseError, DatabaseUnavailable, InvalidInput, NotFound
 from codebase_mcp.jobs.worker import Worker
 from codebase_mcp.runtime import Runtime, open_runtime
+from codebase_mcp.search import symbols
+from codebase_mcp.server import render
+from codebase_mcp.server.schemas import (
+    Detail,
+    Forgotten,
+    JobList,
+    JobRecord,
+    ReferenceResult,
+    RepositoryList,
+    RepositoryRecord,
+    SearchResult,
+    StartedJob,
+    SymbolResult,
+    WorkingDirectory,
+)
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import index_store, job_store, repo_store
+from codebase_mcp.storage import index_store, job_store, repo_store, symbol_store
 
 log = logging.getLogger(__name__)
-RESPONSE_BUDGET_CHARS = 60_000  # well under Claude Code's 25,000-token tool output limit
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True)
@@ -84,6 +101,41 @@ class App:
                 raise NotFound(f"Unknown project {project!r}. Index a repository into it first.")
         return project
 
+    async def repositories(self, project: str, filters: SearchFilters) -> list[int]:
+        """The repositories a search covers; an unknown language filter is an error naming the languages
+        the project has."""
+        async with self.runtime.db.connection() as conn:
+            if filters.repository:
+                repo_ids = [(await repo_store.find_repository(conn, project, filters.repository)).id]
+            else:
+                repo_ids = await repo_store.repository_ids(conn, project)
+            if filters.language and repo_ids:
+                present = await symbol_store.languages(conn, repo_ids)
+                if present and filters.language.strip().lower() not in present:
+                    raise InvalidInput(
+                        f"No {untrusted.clean(filters.language, 64)!r} files are indexed in project {project!r}. "
+                        f"Languages present: {', '.join(present)}."
+                    )
+        return repo_ids
+
+    async def why_empty(self, project: str, repo_ids: list[int], filters: SearchFilters, tool: str) -> str:
+        """Why a search found nothing, and what to do about it."""
+        if not repo_ids:
+            return (
+                f"Nothing is indexed in project {project!r} yet. Index a repository with "
+                "start_indexing_background(repo_path='/absolute/path'), poll get_indexing_status until "
+                f"'completed', then call {tool} again."
+            )
+        async with self.runtime.db.connection() as conn:
+            empty = await symbol_store.filters_matching_nothing(conn, repo_ids, filters)
+        values = {"language": filters.language, "file_type": filters.file_type, "directory": filters.path_prefix}
+        if empty:
+            named = ", ".join(f"{k}={untrusted.clean(values[k], 100)!r}" for k in empty)
+            return f"The filter {named} matches no indexed file: remove or change it."
+        if any(values.values()):
+            return "Nothing matched with these filters; try without them."
+        return "Nothing matched."
+
 
 def app_of(ctx: Context) -> App:
     app = ctx.request_context.lifespan_context
@@ -91,13 +143,16 @@ def app_of(ctx: Context) -> App:
     return app
 
 
-def guarded(fn: Callable[P, Awaitable[dict[str, Any]]]) -> Callable[P, Awaitable[dict[str, Any]]]:
+T = TypeVar("T")
+
+
+def guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     """Every tool runs through this: a dropped database connection is retried once on a fresh one
     (restarting the embedded server if it stopped), our errors reach the client as their code and
     message, anything else is logged and reported as an internal error."""
 
     @functools.wraps(fn)
-    async def tool(*args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+    async def tool(*args: P.args, **kwargs: P.kwargs) -> T:
         ctx = kwargs["ctx"]
         assert isinstance(ctx, Context)
         try:
@@ -125,6 +180,111 @@ def _report_warm_up(task: asyncio.Task[Any]) -> None:
         log.warning("could not load the embedding model: %s", task.exception())
 
 
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("codebase-mcp")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+class CodebaseServer(MCPServer[Any]):
+    """The SDK's server with argument errors an agent can act on: an unknown argument is named with the
+    valid ones, and a wrong value names the argument and what it must be (instead of pydantic's raw
+    report, which also echoes the value back)."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            valid = list(tool.parameters.get("properties", {}))
+            unknown = [key for key in arguments if key not in valid]
+            if unknown:
+                names = ", ".join(repr(untrusted.clean(k, 60)) for k in unknown[:5])
+                hint = "".join(
+                    f" Did you mean {close[0]!r} instead of {untrusted.clean(k, 60)!r}?"
+                    for k in unknown[:5]
+                    if (close := difflib.get_close_matches(k, valid, n=1))
+                )
+                raise ToolError(
+                    f"invalid_input: {name} has no argument {names}.{hint} Its arguments are: {', '.join(valid)}."
+                )
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError) and tool is not None:
+                raise ToolError(_argument_errors(name, exc.__cause__, tool.parameters)) from None
+            raise
+
+
+def _argument_errors(tool: str, error: ValidationError, schema: dict[str, Any]) -> str:
+    problems = []
+    for err in error.errors()[:5]:
+        loc = ".".join(str(part) for part in err["loc"]) or "arguments"
+        top = str(err["loc"][0]) if err["loc"] else ""
+        described = schema.get("properties", {}).get(top, {}).get("description", "")
+        example = f" ({described.split('. ')[0][:160]})" if described else ""
+        problems.append(f"{loc}: {err['msg']}{example}")
+    return f"invalid_input: bad arguments for {tool}: " + "; ".join(problems)
+
+
+# --- parameter descriptions ------------------------------------------------------------------------
+
+ProjectArg = Annotated[
+    str | None,
+    Field(
+        max_length=64,
+        description="Project to work in: a name grouping repositories, e.g. 'default' or 'acme-backend'. "
+        "Omitted: the session's project (set_working_directory) or 'default'.",
+    ),
+]
+RepositoryArg = Annotated[
+    str | None,
+    Field(
+        max_length=4096,
+        description="Only this repository: its id, absolute root path or name, e.g. 'payments' or '3'. "
+        "Omitted: every repository of the project.",
+    ),
+]
+LanguageArg = Annotated[
+    str | None,
+    Field(max_length=64, description="Only files of this language, e.g. 'python', 'typescript', 'go', 'rust'."),
+]
+FileTypeArg = Annotated[
+    str | None, Field(max_length=32, description="Only files with this extension, e.g. 'py' or '.tsx'.")
+]
+DirectoryArg = Annotated[
+    str | None,
+    Field(
+        max_length=500,
+        description="Only files under this folder, relative to the repository root, e.g. 'src/api'.",
+    ),
+]
+DetailArg = Annotated[
+    Detail,
+    Field(
+        description="How much code to return: 'locations' (paths, lines and symbols only, the cheapest), "
+        "'snippets' (the default: a few lines around what matched), 'full' (whole chunks with context).",
+    ),
+]
+JobIdArg = Annotated[
+    str,
+    Field(
+        max_length=100,
+        description="Job id returned by start_indexing_background, e.g. '0b9e4c1e-5d7a-4f43-9a51-2f0c3d1e8a77'.",
+    ),
+]
+SymbolNameArg = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=300,
+        description="Identifier or qualified name, e.g. 'parse_config', 'InvoiceCalculator.compute_total', "
+        "'linalg::Matrix' or 'App.Mail.Mailer'.",
+    ),
+]
+
+
 def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier] | None = None) -> MCPServer[Any]:
     """The MCP server with its tools; ``http`` adds bearer-token auth for the HTTP transport."""
 
@@ -148,30 +308,47 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(worker_task, 30)
 
-    server: MCPServer[Any] = MCPServer(
+    server = CodebaseServer(
         "codebase-mcp",
-        instructions="Semantic code search. Index with start_indexing_background, poll get_indexing_status, "
-        "then search_code.",
+        version=package_version(),
+        instructions="Code search over indexed repositories, by meaning and by identifier. First index: "
+        "start_indexing_background(repo_path=...), then poll get_indexing_status every few seconds until "
+        "'completed'. Then search_code for code by description or identifier, find_symbol for where a name is "
+        "defined, find_references for where it is used. Use grep for exact strings.",
         lifespan=lifespan,
         auth=http[0] if http else None,
         token_verifier=http[1] if http else None,
         log_level="WARNING",
     )
 
-    def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Awaitable[dict[str, Any]]]], None]:
-        def register(fn: Callable[..., Awaitable[dict[str, Any]]]) -> None:
-            server.add_tool(guarded(fn), annotations=annotations)
+    def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Awaitable[Any]]], None]:
+        def register(fn: Callable[..., Awaitable[Any]]) -> None:
+            # one line per paragraph: the docstring's indentation is noise in an agent's context
+            description = " ".join((fn.__doc__ or "").split())
+            server.add_tool(guarded(fn), description=description, annotations=annotations)
 
         return register
 
     @tool(WRITES)
     async def start_indexing_background(
         ctx: Context,
-        repo_path: Annotated[str, Field(min_length=1, max_length=4096, description="Absolute repository path")],
-        project_id: Annotated[str | None, Field(max_length=64)] = None,
-        force_reindex: bool = False,
-    ) -> dict[str, Any]:
-        """Start indexing a repository in the background; returns a job id at once."""
+        repo_path: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=4096,
+                description="Absolute path of the repository's root folder, e.g. '/home/me/src/payments'.",
+            ),
+        ],
+        project_id: ProjectArg = None,
+        force_reindex: Annotated[
+            bool,
+            Field(description="Re-read and re-embed every file, e.g. true after changing the embedding model."),
+        ] = False,
+    ) -> StartedJob:
+        """Index (or refresh) a repository in the background and return its job id at once. Indexing again
+        only reads changed files. A second start for a repository whose job is still pending or running returns
+        that job instead of a new one. Then call get_indexing_status with the job id every few seconds."""
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=False)
         async with app.runtime.db.connection() as conn:
@@ -182,83 +359,192 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 job = await job_store.create_failed_job(conn, project, repo_path, exc.message)
                 return {"job_id": str(job.id), "status": str(job.status), "project_id": project, "message": exc.message}
             job, created = await job_store.create_job(conn, project, root, force_reindex)
-        message = "indexing job queued" if created else "a job for this repository is already active"
+        message = (
+            "indexing job queued: poll get_indexing_status every few seconds"
+            if created
+            else "a job for this repository is already active: this is that job; poll get_indexing_status"
+        )
         return {"job_id": str(job.id), "status": str(job.status), "project_id": project, "message": message}
 
     @tool(READ_ONLY)
-    async def get_indexing_status(
-        ctx: Context,
-        job_id: Annotated[str, Field(max_length=100)],
-        project_id: Annotated[str | None, Field(max_length=64)] = None,
-    ) -> dict[str, Any]:
-        """Status, phase, progress counters and timestamps of an indexing job."""
+    async def get_indexing_status(ctx: Context, job_id: JobIdArg, project_id: ProjectArg = None) -> JobRecord:
+        """Status, phase, progress (percent, files, chunks, ETA) and timestamps of an indexing job. Poll every
+        few seconds (2-5 s) until status is 'completed', 'failed' or 'cancelled'. Statuses: 'pending' (queued,
+        not started), 'running' (see phase: scanning, chunking, embedding, finalizing; keyword search already works
+        on stored files), 'completed' (search away), 'failed' (error_message says why), 'cancelled'."""
         async with app_of(ctx).runtime.db.connection() as conn:
-            return (await job_store.get_job(conn, job_id, project_id)).to_dict()
+            return cast(JobRecord, (await job_store.get_job(conn, job_id, project_id)).to_dict())
 
     @tool(READ_ONLY)
     async def list_indexing_jobs(
         ctx: Context,
-        project_id: Annotated[str | None, Field(max_length=64)] = None,
-        status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
-        limit: Annotated[int, Field(ge=1, le=100)] = 20,
-    ) -> dict[str, Any]:
-        """Recent indexing jobs, newest first."""
+        project_id: Annotated[
+            str | None, Field(max_length=64, description="Only jobs of this project, e.g. 'default'. Omitted: all.")
+        ] = None,
+        status: Annotated[
+            Literal["pending", "running", "completed", "failed", "cancelled"] | None,
+            Field(description="Only jobs in this status, e.g. 'running'."),
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=100, description="How many jobs at most, e.g. 20.")] = 20,
+    ) -> JobList:
+        """Recent indexing jobs, newest first, with the same fields as get_indexing_status."""
         async with app_of(ctx).runtime.db.connection() as conn:
             jobs = await job_store.list_jobs(conn, project_id, status, limit)
-        return {"jobs": [j.to_dict() for j in jobs]}
+        return {"jobs": [cast(JobRecord, j.to_dict()) for j in jobs]}
 
     @tool(WRITES)
-    async def cancel_indexing_job(ctx: Context, job_id: Annotated[str, Field(max_length=100)]) -> dict[str, Any]:
-        """Cancel a job: pending ones at once, running ones at their next batch boundary."""
+    async def cancel_indexing_job(ctx: Context, job_id: JobIdArg) -> JobRecord:
+        """Cancel an indexing job: a pending one at once, a running one at its next batch boundary (poll
+        get_indexing_status until 'cancelled'). What was already stored stays searchable."""
         async with app_of(ctx).runtime.db.connection() as conn:
-            return (await job_store.request_cancel(conn, job_id)).to_dict()
+            return cast(JobRecord, (await job_store.request_cancel(conn, job_id)).to_dict())
 
     @tool(READ_ONLY)
     async def search_code(
         ctx: Context,
-        query: Annotated[str, Field(min_length=1, max_length=2000)],
-        project_id: Annotated[str | None, Field(max_length=64)] = None,
-        repository_id: Annotated[str | None, Field(max_length=4096)] = None,
-        language: Annotated[str | None, Field(max_length=64)] = None,
-        file_type: Annotated[str | None, Field(max_length=32)] = None,
-        directory: Annotated[str | None, Field(max_length=500)] = None,
-        limit: Annotated[int, Field(ge=1, le=50)] = 10,
-    ) -> dict[str, Any]:
-        """Hybrid semantic + keyword code search. Returns ranked chunks with file, lines, symbol, snippet."""
+        query: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=2000,
+                description="What the code does, in a few words, or an identifier, e.g. 'retry an HTTP request "
+                "with backoff', 'where is the JWT signature checked', 'parse_config'.",
+            ),
+        ],
+        project_id: ProjectArg = None,
+        repository_id: RepositoryArg = None,
+        language: LanguageArg = None,
+        file_type: FileTypeArg = None,
+        directory: DirectoryArg = None,
+        limit: Annotated[int, Field(ge=1, le=50, description="How many results at most, e.g. 10.")] = 10,
+        detail: DetailArg = "snippets",
+    ) -> Annotated[CallToolResult, SearchResult]:
+        """Find code by meaning and by identifiers across the indexed repositories (hybrid semantic +
+        keyword search, ranked). Phrase the query as what the code does ('validate the uploaded file size')
+        or name the identifier ('UploadValidator'); a question works too. Use grep instead for exact strings
+        or regular expressions, find_symbol for where a name is defined, find_references for its uses.
+        Each result: path:start-end, symbol, kind and a snippet trimmed around the matching lines."""
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=True)
         filters = SearchFilters(repository_id, language, file_type, directory)
-        budget = max(400, RESPONSE_BUDGET_CHARS // limit - 600)
+        repo_ids = await app.repositories(project, filters)
         async with app.search_slots:
             result = await app.runtime.search.search(
-                query, project_id=project, filters=filters, limit=limit, max_chars=budget
+                query, project_id=project, filters=filters, limit=limit, max_chars=render.FULL_STEPS[0]
             )
-        return {
-            "results": [h.to_dict() for h in result.hits],
+        base: SearchResult = {
+            "results": [],
             "total_count": result.total_count,
             "latency_ms": result.latency_ms,
             "project_id": project,
+            "detail": detail,
             "notice": untrusted.NOTICE,
-        } | ({"warning": result.warning} if result.warning else {})
+        }
+        if result.warning:
+            base["warning"] = result.warning
+        if not result.hits:
+            base["message"] = await app.why_empty(project, repo_ids, filters, "search_code")
+        return render.search(base, result, detail)
 
     @tool(READ_ONLY)
-    async def list_repositories(
-        ctx: Context, project_id: Annotated[str | None, Field(max_length=64)] = None
-    ) -> dict[str, Any]:
-        """Indexed repositories with file and chunk counts, last indexed time and embedding coverage."""
+    async def find_symbol(
+        ctx: Context,
+        name: SymbolNameArg,
+        kind: Annotated[
+            str | None,
+            Field(max_length=32, description="Only this kind: 'class', 'function', 'method', 'type' or 'module'."),
+        ] = None,
+        language: LanguageArg = None,
+        repository_id: RepositoryArg = None,
+        project_id: ProjectArg = None,
+        directory: DirectoryArg = None,
+        limit: Annotated[int, Field(ge=1, le=50, description="How many definitions at most, e.g. 10.")] = 10,
+        detail: DetailArg = "snippets",
+    ) -> Annotated[CallToolResult, SymbolResult]:
+        """Where a symbol is defined: classes, functions, methods, types and modules by exact name
+        ('compute_total') or qualified name ('InvoiceCalculator.compute_total', 'pkg::Type', 'a.b.C'), across
+        the project's repositories. Definitions in non-test code come first. Answers from the index (fast, no
+        file reads); use search_code when you know what the code does but not its name."""
+        app = app_of(ctx)
+        project = await app.project(ctx, project_id, must_exist=True)
+        filters = SearchFilters(repository_id, language, None, directory)
+        repo_ids = await app.repositories(project, filters)
+        started = time.perf_counter()
+        async with app.search_slots, app.runtime.db.connection() as conn:
+            defs = await symbols.find_definitions(conn, repo_ids, filters, name, kind, limit)
+        base: SymbolResult = {
+            "definitions": [],
+            "latency_ms": symbols.elapsed_ms(started),
+            "project_id": project,
+            "detail": detail,
+            "notice": untrusted.NOTICE,
+        }
+        if not defs:
+            base["message"] = await app.why_empty(project, repo_ids, filters, "find_symbol") + (
+                f" No definition named {untrusted.clean(name, 100)!r}"
+                + (f" of kind {kind!r}" if kind else "")
+                + ": try search_code with a description, or find_references."
+            )
+        return render.symbols(base, defs, untrusted.clean(name, 300), detail)
+
+    @tool(READ_ONLY)
+    async def find_references(
+        ctx: Context,
+        name: SymbolNameArg,
+        language: LanguageArg = None,
+        repository_id: RepositoryArg = None,
+        project_id: ProjectArg = None,
+        directory: DirectoryArg = None,
+        limit: Annotated[int, Field(ge=1, le=200, description="How many lines at most, e.g. 30.")] = 30,
+    ) -> Annotated[CallToolResult, ReferenceResult]:
+        """Where an identifier occurs (calls, imports, uses and its definition), grouped by file with line
+        numbers and the line's text, from the indexed text (not from disk: reindex to see recent edits). A
+        qualified name ('Parser.parse') looks for its last part ('parse') as a whole word."""
+        app = app_of(ctx)
+        project = await app.project(ctx, project_id, must_exist=True)
+        filters = SearchFilters(repository_id, language, None, directory)
+        repo_ids = await app.repositories(project, filters)
+        started = time.perf_counter()
+        async with app.search_slots, app.runtime.db.connection() as conn:
+            refs, total = await symbols.find_references(conn, repo_ids, filters, name, limit)
+        base: ReferenceResult = {
+            "files": [],
+            "total_count": total,
+            "shown": 0,
+            "latency_ms": symbols.elapsed_ms(started),
+            "project_id": project,
+            "notice": untrusted.NOTICE,
+        }
+        if not refs:
+            base["message"] = await app.why_empty(project, repo_ids, filters, "find_references") + (
+                f" {untrusted.clean(name, 100)!r} occurs nowhere in the indexed text."
+            )
+        return render.references(base, refs, untrusted.clean(name, 300))
+
+    @tool(READ_ONLY)
+    async def list_repositories(ctx: Context, project_id: ProjectArg = None) -> RepositoryList:
+        """Indexed repositories of a project: id, name, root path, file and chunk counts, embedding coverage
+        ('embedded' of 'chunks') and when each was last indexed."""
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=True)
         async with app.runtime.db.connection() as conn:
             repos = await repo_store.list_repositories(conn, project)
-        return {"repositories": [r.to_dict() for r in repos]}
+        return {"repositories": [cast(RepositoryRecord, r.to_dict()) for r in repos]}
 
     @tool(DESTRUCTIVE)
     async def forget_repository(
         ctx: Context,
-        repository: Annotated[str, Field(min_length=1, max_length=4096, description="id, path or name")],
-        project_id: Annotated[str | None, Field(max_length=64)] = None,
-    ) -> dict[str, Any]:
-        """Remove a repository and everything indexed from it."""
+        repository: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=4096,
+                description="The repository to remove: its id, absolute root path or name, e.g. 'payments'.",
+            ),
+        ],
+        project_id: ProjectArg = None,
+    ) -> Forgotten:
+        """Remove a repository and everything indexed from it (files on disk are not touched)."""
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=True)
         async with app.runtime.db.connection() as conn:
@@ -268,10 +554,18 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
 
     @tool(WRITES)
     async def set_working_directory(
-        ctx: Context, directory: Annotated[str, Field(min_length=1, max_length=4096)]
-    ) -> dict[str, Any]:
-        """Use the project named in .codebase-mcp/config.json of this directory or a parent (for this
-        session only)."""
+        ctx: Context,
+        directory: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=4096,
+                description="Absolute path of the folder you work in, e.g. '/home/me/src/payments/api'.",
+            ),
+        ],
+    ) -> WorkingDirectory:
+        """Use the project named in .codebase-mcp/config.json ({"project_id": "..."}) of this directory or a
+        parent, for this session only; 'default' when there is none."""
         session = app_of(ctx).session(ctx)
         path = Path(directory)
         if not path.is_absolute() or not path.is_dir():

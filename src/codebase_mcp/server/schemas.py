@@ -1,0 +1,147 @@
+"""What the tools return (their published output schemas) and the compact text an agent reads.
+
+Search-like tools answer with structured content (the data) and a text rendering for the model: one
+header line per hit (``path:start-end  symbol (kind)``) and a trimmed snippet, never a second copy of
+the JSON. Both stay under a character budget."""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired
+
+from typing_extensions import TypedDict
+
+Detail = Literal["locations", "snippets", "full"]
+
+
+class JobRecord(TypedDict):
+    job_id: str
+    id: str
+    project_id: str
+    repo_path: str
+    status: str
+    phase: str
+    status_message: str | None
+    error_message: str | None
+    force_reindex: bool
+    files_total: int
+    files_indexed: int
+    files_skipped: int
+    chunks_created: int
+    chunks_embedded: int
+    progress_percent: float
+    eta_seconds: float | None
+    attempt: int
+    worker_id: str | None
+    heartbeat_at: str | None
+    cancel_requested: bool
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+    updated_at: str
+
+
+class StartedJob(TypedDict):
+    job_id: str
+    status: str
+    project_id: str
+    message: str
+
+
+class JobList(TypedDict):
+    jobs: list[JobRecord]
+
+
+class RepositoryRecord(TypedDict):
+    id: int
+    project_id: str
+    name: str
+    root_path: str
+    last_indexed_at: str | None
+    files: int
+    chunks: int
+    embedded: int
+    skipped: int
+
+
+class RepositoryList(TypedDict):
+    repositories: list[RepositoryRecord]
+
+
+class Forgotten(TypedDict):
+    forgotten: str
+    repository_id: int
+
+
+class WorkingDirectory(TypedDict):
+    project_id: str
+    config: str | None
+
+
+class Hit(TypedDict):
+    repository: str
+    repository_id: int
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str | None
+    kind: str
+    language: str
+    score: float
+    content: NotRequired[str]  # snippets: the trimmed lines; full: the whole chunk
+    snippet_start_line: NotRequired[int]
+    snippet_end_line: NotRequired[int]
+    truncated: NotRequired[bool]
+    context_before: NotRequired[str]
+    context_after: NotRequired[str]
+
+
+class SearchResult(TypedDict):
+    results: list[Hit]
+    total_count: int
+    latency_ms: float
+    project_id: str
+    detail: Detail
+    notice: str
+    message: NotRequired[str]  # why nothing was found, and what to do
+    warning: NotRequired[str]
+
+
+class Definition(TypedDict):
+    repository: str
+    repository_id: int
+    path: str
+    line: int
+    end_line: int
+    symbol: str
+    kind: str
+    language: str
+    in_tests: bool
+    content: NotRequired[str]
+    truncated: NotRequired[bool]
+
+
+class SymbolResult(TypedDict):
+    definitions: list[Definition]
+    latency_ms: float
+    project_id: str
+    detail: Detail
+    notice: str
+    message: NotRequired[str]
+
+
+class ReferenceFile(TypedDict):
+    repository: str
+    path: str
+    lines: list[int]
+    text: list[str]
+    definition_lines: list[int]
+
+
+class ReferenceResult(TypedDict):
+    files: list[ReferenceFile]
+    total_count: int
+    shown: int
+    latency_ms: float
+    project_id: str
+    notice: str
+    message: NotRequired[str]
