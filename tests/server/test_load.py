@@ -39,6 +39,7 @@ def test_sixteen_clients_search_while_a_job_runs() -> None:
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     assert figures["errors"] == 0, figures["error_samples"]
     assert figures["searches"] >= 16 and figures["empty_results"] == 0
-    assert figures["polls"] >= 3 * 10 / 0.5, "pollers kept polling (every 200 ms plus the round trip)"
+    # each poller sleeps 200 ms between polls; a status path stuck behind searches would give a handful
+    assert figures["polls"] >= 3 * 10 / 1.0, "pollers kept polling (a round trip under about 800 ms)"
     assert figures["job_files_after"] > figures["job_files_before"], "the job progressed meanwhile"
     assert figures["job_status_after"] in {"running", "completed"}
