@@ -6,6 +6,8 @@ import fnmatch
 import re
 from pathlib import PurePosixPath
 
+from codebase_mcp.core.languages import language_for
+
 # Lower-cased file names (globs) that hold secrets or credentials.
 SECRET_NAME_GLOBS: tuple[str, ...] = (
     ".env",
@@ -86,13 +88,18 @@ _CONTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+# Source code is never a secret by its name alone (``Credentials.scala``, ``credentials.py``, ``token.go``
+# are ordinary modules); its content is still checked for keys and tokens.
+_DATA_LANGUAGES = frozenset({"text", "json", "yaml", "toml", "ini", "xml", "hcl"})
+
+
 def secret_by_name(rel_path: str) -> bool:
     """True when the path's name or one of its folders marks it as a secret."""
     path = PurePosixPath(rel_path)
     name = path.name.lower()
     if any(part.lower() in SECRET_DIRS for part in path.parts[:-1]):
         return True
-    if name in SECRET_NAME_ALLOW:
+    if name in SECRET_NAME_ALLOW or language_for(rel_path) not in _DATA_LANGUAGES:
         return False
     return any(fnmatch.fnmatchcase(name, glob) for glob in SECRET_NAME_GLOBS)
 

@@ -13,7 +13,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pathspec
 
@@ -105,6 +105,9 @@ _GENERATED_SUFFIXES = (
     ".g.dart",
     ".designer.cs",
 )
+# written by tools but read by people: the project's own manifest (crates.io rewrites Cargo.toml and
+# heads it "automatically generated", yet it is the crate's only list of dependencies and features)
+_MANIFESTS = frozenset({"cargo.toml"})
 _GENERATED_MARKER = re.compile(
     r"(?i)(?:code generated .* do not edit|@generated\b|auto-?generated (?:file|code)|"
     r"this file (?:is|was) (?:automatically )?generated)"
@@ -266,9 +269,11 @@ def classify_text(rel_path: str, text: str, max_line_length: int) -> str | None:
     lines = text.splitlines()
     longest = max((len(line) for line in lines), default=0)
     average = len(text) / max(1, len(lines))
-    if average > max_line_length or longest > 20 * max_line_length:
+    # minified: long lines on average, or one giant line that is most of the file (a source file with
+    # one long literal among ordinary lines is still source)
+    if average > max_line_length or (longest > 20 * max_line_length and longest > len(text) / 2):
         return "minified"
-    if _GENERATED_MARKER.search("\n".join(lines[:5])):
+    if PurePosixPath(rel_path).name.lower() not in _MANIFESTS and _GENERATED_MARKER.search("\n".join(lines[:5])):
         return "generated"
     if secret_in_text(text):
         return "secret_content"
