@@ -1,6 +1,9 @@
 """Retrieval quality on a code-search set built from real code.
 
-    python bench/evaluate.py [--queries 300] [--models local,local-int8]
+    python bench/evaluate.py [--queries 300] [--models local-int8,local-fp32,local-int8-128]
+
+A model key is ``local-int8`` or ``local-fp32``, optionally followed by the input budget in word-pieces
+(``local-int8-128``; default 256).
 
 The corpus is the installed sources of several PyPI packages with every docstring removed (replaced
 by ``...`` so line numbers stay). Each query is the first sentence of a removed function or method
@@ -80,9 +83,20 @@ def metrics(ranks: list[int | None]) -> tuple[float, float, float]:
     return mrr, recall, ndcg
 
 
+def model_settings(model_key: str, home: Path) -> Settings:
+    """``local-int8`` / ``local-fp32`` [``-<budget>``] as settings for the local model."""
+    parts = model_key.split("-")
+    if parts[0] != "local" or len(parts) not in (2, 3) or parts[1] not in ("int8", "fp32"):
+        raise SystemExit(f"unknown model key {model_key!r}: use local-int8 or local-fp32, optionally -<budget>")
+    budget = int(parts[2]) if len(parts) == 3 else 256
+    return Settings(
+        home=home, embedding_provider="local", embedding_int8=parts[1] == "int8", embedding_max_tokens=budget
+    )
+
+
 async def evaluate(model_key: str, corpus: Path, queries: list[Query]) -> list[tuple[str, str]]:
     home = Path(tempfile.mkdtemp(prefix="cbm-eval-"))
-    settings = Settings(home=home, embedding_provider="local", embedding_int8=model_key.endswith("int8"))
+    settings = model_settings(model_key, home)
     model = create_model(settings)
     db = await open_database(settings)
     state = await Indexer(db, model, settings).index(corpus)
@@ -144,5 +158,5 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--models", default="local,local-int8")
+    parser.add_argument("--models", default="local-int8,local-fp32")
     asyncio.run(main(parser.parse_args()))
