@@ -278,3 +278,19 @@ async def _vectors_by_model(db: Database) -> dict[str, int]:
             "GROUP BY m.name"
         )
         return {row["name"]: row["n"] for row in await cur.fetchall()}
+
+
+@pytest.mark.real_model
+def test_one_model_serves_threads_at_once(model_cache: Path) -> None:
+    """The indexer embeds in a worker thread while searches embed queries in others: one session and
+    one tokenizer serve them all, with the vectors they give one at a time (fp32 does not depend on
+    the batch)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = LocalEmbeddingModel(int8=False, cache_dir=model_cache)
+    texts = [item["text"] for item in REFERENCE["items"]]
+    alone = [model.embed_batch(texts[i : i + 3]) for i in range(len(texts))]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda i: model.embed_batch(texts[i : i + 3]), range(len(texts))))
+    for a, b in zip(alone, together, strict=True):
+        assert np.allclose(a, b, atol=1e-5)
