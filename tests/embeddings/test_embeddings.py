@@ -164,13 +164,14 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.real_model
-@pytest.mark.parametrize(("int8", "bound"), [(False, 0.99), (True, 0.9)])
+@pytest.mark.parametrize(("int8", "bound"), [(False, 0.99), (True, 0.98)])
 def test_onnx_vectors_match_the_sentence_transformers_reference(model_cache: Path, int8: bool, bound: float) -> None:
     """Vectors of the former PyTorch model (tests/embeddings/make_reference.py) for code, prose, a query
     and a text of 434 word-pieces, which must be cut at 256 and not at the tokenizer file's own 128
     (cut at 128 its cosine is 0.96). fp32 computes what PyTorch did (measured 0.9995 or more); int8
-    quantises the weights and, per batch, the activations of every MatMul, so its vectors differ a
-    little (measured 0.926 to 0.972 on these texts; its retrieval cost is in docs/benchmarks.md).
+    rounds every MatMul's weights (per channel) and activations (per batch) to 8 bits, so its vectors
+    differ a little: measured 0.991 to 0.997 on these texts, whatever they are batched with (per-tensor
+    weight scales gave 0.926 to 0.972); its retrieval cost is in docs/benchmarks.md.
     The texts go in a shuffled order to check that length sorting restores the caller's order."""
     items = REFERENCE["items"]
     order = [3, 6, 0, 5, 2, 1, 4]

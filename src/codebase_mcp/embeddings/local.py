@@ -5,7 +5,8 @@
 - Tokenizer: the model's ``tokenizer.json`` ships in ``embeddings/data/`` (Apache-2.0, see NOTICE there).
 - The graph that runs is derived once from that file without torch and cached under ``<home>/models/``
   keyed by the source file's hash, written atomically: the dequantisation folded into fp32 weights
-  (fp32), then ``onnxruntime.quantization.quantize_dynamic`` on the MatMuls (int8 compute, the default).
+  (fp32), then ``onnxruntime.quantization.quantize_dynamic`` on the MatMuls with per-channel weight
+  scales (int8 compute, the default).
 - Pooling: mean over the attention mask, then L2 normalisation (as sentence-transformers does).
 
 onnxruntime and tokenizers are imported on first use only, so keyword-only paths do not pay for them.
@@ -82,7 +83,7 @@ def check_source(path: Path, expected: str = MODEL_SHA256) -> None:
 
 def derived_path(cache_dir: Path, int8: bool, source_sha256: str = MODEL_SHA256) -> Path:
     """Where the graph derived from the source file (keyed by its hash) is cached."""
-    return cache_dir / f"minilm-l6-v2-{'int8' if int8 else 'fp32'}-{source_sha256[:16]}.onnx"
+    return cache_dir / f"minilm-l6-v2-{'int8-perchannel' if int8 else 'fp32'}-{source_sha256[:16]}.onnx"
 
 
 def derive_graph(source: Path, dest: Path, int8: bool) -> None:
@@ -134,7 +135,11 @@ def derive_graph(source: Path, dest: Path, int8: bool) -> None:
             quiet = _DropBelowError()
             root.addFilter(quiet)  # quantize_dynamic logs pre-processing advice on the root logger
             try:
-                quantize_dynamic(fp32, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+                # Per-channel weight scales: cosine to the fp32 vectors 0.994 on average instead of 0.956
+                # per tensor, at the same speed (docs/benchmarks.md).
+                quantize_dynamic(
+                    fp32, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True
+                )
             finally:
                 root.removeFilter(quiet)
             os.replace(tmp, dest)
