@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         "its vectors under its own model name, so switching re-embeds.",
     )
     embedding_max_tokens: int = Field(
-        default=256,
+        default=128,
         ge=16,
         le=512,
         description="Word-pieces of each chunk the local model reads (the rest is cut); a non-default "

@@ -166,16 +166,16 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.real_model
 @pytest.mark.parametrize(("int8", "bound"), [(False, 0.99), (True, 0.98)])
 def test_onnx_vectors_match_the_sentence_transformers_reference(model_cache: Path, int8: bool, bound: float) -> None:
-    """Vectors of the former PyTorch model (tests/embeddings/make_reference.py) for code, prose, a query
-    and a text of 434 word-pieces, which must be cut at 256 and not at the tokenizer file's own 128
-    (cut at 128 its cosine is 0.96). fp32 computes what PyTorch did (measured 0.9995 or more); int8
+    """Vectors of the former PyTorch model (tests/embeddings/make_reference.py, budget 256) for code,
+    prose, a query and a text of 434 word-pieces, which must be cut at 256 and not at the tokenizer
+    file's own 128 (cut at 128 its cosine is 0.96). fp32 computes what PyTorch did (measured 0.9995 or more); int8
     rounds every MatMul's weights (per channel) and activations (per batch) to 8 bits, so its vectors
     differ a little: measured 0.991 to 0.997 on these texts, whatever they are batched with (per-tensor
     weight scales gave 0.926 to 0.972); its retrieval cost is in docs/benchmarks.md.
     The texts go in a shuffled order to check that length sorting restores the caller's order."""
     items = REFERENCE["items"]
     order = [3, 6, 0, 5, 2, 1, 4]
-    model = LocalEmbeddingModel(int8=int8, cache_dir=model_cache)
+    model = LocalEmbeddingModel(int8=int8, cache_dir=model_cache, max_tokens=REFERENCE["max_tokens"])
     vectors = model.embed_batch([items[i]["text"] for i in order])
     assert vectors.shape == (len(items), 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
@@ -187,8 +187,26 @@ def test_onnx_vectors_match_the_sentence_transformers_reference(model_cache: Pat
     assert float(query @ reference[0]) >= bound
 
 
+@pytest.mark.real_model
+def test_the_default_budget_cuts_long_texts_only(model_cache: Path) -> None:
+    """The default budget (128 word-pieces) leaves short texts as they were and cuts the long one:
+    the budget set, not the tokenizer file's, is what applies."""
+    items = REFERENCE["items"]
+    model = LocalEmbeddingModel(int8=False, cache_dir=model_cache)
+    assert model.max_tokens == 128 == Settings().embedding_max_tokens
+    vectors = model.embed_batch([item["text"] for item in items])
+    reference = np.array([item["vector"] for item in items], dtype=np.float32)
+    cosines = (vectors * reference).sum(axis=1)
+    short = [i for i, item in enumerate(items) if item["word_pieces_untruncated"] <= 128]
+    long = [i for i, item in enumerate(items) if item["word_pieces_untruncated"] > 256]
+    assert short and long
+    assert cosines[short].min() >= 0.99 and cosines[long].max() < 0.98
+    longer = LocalEmbeddingModel(int8=False, cache_dir=model_cache, max_tokens=256)
+    assert float(longer.embed_batch([items[long[0]]["text"]])[0] @ reference[long[0]]) >= 0.99
+
+
 def test_model_names_differ_per_precision_and_budget_and_from_the_pytorch_names() -> None:
-    names = {model_name(True), model_name(False), model_name(True, 128), model_name(False, 128)}
+    names = {model_name(True), model_name(False), model_name(True, 256), model_name(False, 256)}
     assert len(names) == 4
     assert names.isdisjoint({"all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8"})
     assert LocalEmbeddingModel(int8=False).name == "minilm-l6-v2-onnx-fp32"

@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_PATH = Path(__file__).parent / "data" / "tokenizer.json"
 DIMENSION = 384
-#: Word-pieces per text, [CLS] and [SEP] included; the model was trained with 256 at most.
-DEFAULT_MAX_TOKENS = 256
+#: Word-pieces per text, [CLS] and [SEP] included. The model reads 256 at most; on our evaluation 128
+#: retrieves as well and embeds about twice as fast (docs/benchmarks.md, "input budget").
+DEFAULT_MAX_TOKENS = 128
 #: Texts per ONNX Runtime call (after sorting by length); see docs/benchmarks.md.
 INFERENCE_BATCH = 16
 
