@@ -39,8 +39,9 @@ DIMENSION = 384
 #: Word-pieces per text, [CLS] and [SEP] included. The model reads 256 at most; on our evaluation 128
 #: retrieves as well and embeds about twice as fast (docs/benchmarks.md, "input budget").
 DEFAULT_MAX_TOKENS = 128
-#: Texts per ONNX Runtime call (after sorting by length); see docs/benchmarks.md.
-INFERENCE_BATCH = 16
+#: Texts per ONNX Runtime call (after sorting by length): 8 was the fastest int8 batch in both runs of
+#: bench/embed_rate.py (docs/benchmarks.md), and keeps the least arena memory.
+INFERENCE_BATCH = 8
 
 
 def model_name(int8: bool, max_tokens: int = DEFAULT_MAX_TOKENS) -> str:
