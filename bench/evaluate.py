@@ -1,6 +1,10 @@
 """Retrieval quality on a code-search set built from real code.
 
-    python bench/evaluate.py [--queries 300] [--models local,local-int8]
+    python bench/evaluate.py [--queries 300] [--models local-int8,local-fp32,local-int8-128]
+
+A model key is ``local-int8`` or ``local-fp32``, optionally followed by the input budget in
+word-pieces (``local-int8-128``; default 256). ``--packages click,httpx`` evaluates on a smaller
+corpus: faster; its absolute figures compare models among themselves, not with the full corpus's.
 
 The corpus is the installed sources of several PyPI packages with every docstring removed (replaced
 by ``...`` so line numbers stay). Each query is the first sentence of a removed function or method
@@ -80,9 +84,20 @@ def metrics(ranks: list[int | None]) -> tuple[float, float, float]:
     return mrr, recall, ndcg
 
 
+def model_settings(model_key: str, home: Path) -> Settings:
+    """``local-int8`` / ``local-fp32`` [``-<budget>``] as settings for the local model."""
+    parts = model_key.split("-")
+    if parts[0] != "local" or len(parts) not in (2, 3) or parts[1] not in ("int8", "fp32"):
+        raise SystemExit(f"unknown model key {model_key!r}: use local-int8 or local-fp32, optionally -<budget>")
+    budget = int(parts[2]) if len(parts) == 3 else 256
+    return Settings(
+        home=home, embedding_provider="local", embedding_int8=parts[1] == "int8", embedding_max_tokens=budget
+    )
+
+
 async def evaluate(model_key: str, corpus: Path, queries: list[Query]) -> list[tuple[str, str]]:
     home = Path(tempfile.mkdtemp(prefix="cbm-eval-"))
-    settings = Settings(home=home, embedding_provider="local", embedding_int8=model_key.endswith("int8"))
+    settings = model_settings(model_key, home)
     model = create_model(settings)
     db = await open_database(settings)
     state = await Indexer(db, model, settings).index(corpus)
@@ -121,7 +136,8 @@ async def evaluate(model_key: str, corpus: Path, queries: list[Query]) -> list[t
 
 
 async def main(args: argparse.Namespace) -> None:
-    corpus = build_corpus("eval", EVAL_PACKAGES)
+    packages = args.packages.split(",") if args.packages else EVAL_PACKAGES
+    corpus = build_corpus("eval" if packages == EVAL_PACKAGES else "eval-" + "-".join(packages), packages)
     marker = corpus / ".docstrings-stripped"
     queries_all = strip_docstrings(corpus) if not marker.exists() else None
     if queries_all is not None:
@@ -133,16 +149,19 @@ async def main(args: argparse.Namespace) -> None:
     random.Random(11).shuffle(queries_all)
     queries = queries_all[: args.queries]
     rows: list[tuple[str, str]] = [
-        ("corpus", f"{', '.join(EVAL_PACKAGES)}, docstrings removed"),
+        ("corpus", f"{', '.join(packages)}, docstrings removed"),
         ("queries", f"{len(queries)} docstring first sentences (of {len(queries_all)})"),
     ]
     for key in args.models.split(","):
-        rows += await evaluate(key, corpus, queries)
+        model_rows = await evaluate(key, corpus, queries)
+        print("\n".join(f"{k}: {v}" for k, v in model_rows), flush=True)  # progress: one model at a time
+        rows += model_rows
     print(table(rows, "Retrieval quality"))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--models", default="local,local-int8")
+    parser.add_argument("--models", default="local-int8,local-fp32")
+    parser.add_argument("--packages", default="", help="comma-separated subset of the corpus packages (faster)")
     asyncio.run(main(parser.parse_args()))

@@ -53,9 +53,16 @@ class Settings(BaseSettings):
     embedding_threads: int = Field(default=2, ge=1, le=64, description="CPU threads the local model may use.")
     embedding_int8: bool = Field(
         default=True,
-        description="Run the local model with int8 dynamic quantisation: 1.3x faster on CPU at the same "
-        "retrieval quality on our evaluation (docs/benchmarks.md). Its vectors are recorded under another "
-        "model name, so switching re-embeds.",
+        description="Run the local model's int8-compute graph (derived once, cached under `home`): faster on "
+        "CPU at nearly the quality of fp32 on our evaluation (docs/benchmarks.md). Each precision records "
+        "its vectors under its own model name, so switching re-embeds.",
+    )
+    embedding_max_tokens: int = Field(
+        default=128,
+        ge=16,
+        le=512,
+        description="Word-pieces of each chunk the local model reads (the rest is cut); a non-default "
+        "value is a model name of its own, so changing it re-embeds.",
     )
     embedding_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per embedding call.")
     max_file_bytes: int = Field(
