@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codebase_mcp.domain import RetrievedChunk
+from codebase_mcp.domain import RetrievedChunk, SearchFilters
 from codebase_mcp.runtime import open_runtime
 from codebase_mcp.search.fusion import FusionWeights, fetch_size, fuse
 from codebase_mcp.search.query import query_kind
@@ -43,8 +43,6 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
     async with open_runtime(settings) as rt:
         engine = rt.search
         engine.rank_params = dataclasses.replace(DEFAULT, bare_word=True, inside=0.5, definition=1.0)
-        from codebase_mcp.domain import SearchFilters
-
         filters = SearchFilters()
         for language in args.languages:
             async with rt.db.connection() as conn:
@@ -98,7 +96,7 @@ def evaluate(
 
 
 def show(label: str, m: dict[tuple[str, str], float], base: dict[tuple[str, str], float] | None) -> str:
-    langs = sorted({k[0] for k in m} - {"all"}) + ["all"]
+    langs = [*sorted({k[0] for k in m} - {"all"}), "all"]
     cells = []
     for lang in langs:
         for kind in [*KINDS, "all"]:

@@ -145,7 +145,9 @@ DEFINITIONS = [  # one symbol query per language of the fixture -> the file defi
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "keyword"])
-async def test_symbol_query_returns_the_definition_first_in_every_language(engine: SearchEngine, mode: SearchMode) -> None:
+async def test_symbol_query_returns_the_definition_first_in_every_language(
+    engine: SearchEngine, mode: SearchMode
+) -> None:
     for query, path in DEFINITIONS:
         result = await engine.search(query, limit=5, mode=mode)
         top = result.hits[0]

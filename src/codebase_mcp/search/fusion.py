@@ -26,7 +26,7 @@ __all__ = ["FusionWeights", "QueryKind", "fetch_size", "fuse", "query_kind"]
 class FusionWeights:
     """Weight of the keyword arm, by query kind (the dense arm gets the rest)."""
 
-    identifier: float = 0.7
+    identifier: float = 0.8
     natural: float = 0.5
 
     def lexical(self, kind: QueryKind) -> float:

@@ -53,20 +53,20 @@ class RankParams:
 
     bare_word: bool = True  # one plain lower-case word is a symbol lookup
     definition: float = 3.0
-    stem: float = 1.0
+    stem: float = 0.0
     inside: float = 0.5  # strength of identifiers inside natural-language queries
-    path_words: float = 0.5
+    path_words: float = 1.0
     symbol_words: float = 0.6
     definition_kind: float = 1.15
-    coherence: float = 0.2
+    coherence: float = 0.0
     test: float = 0.3
     doc: float = 0.75
-    compat: float = 0.3
-    barrel: float = 0.5
-    dts: float = 0.7
-    same_file: float = 0.5
+    compat: float = 1.0
+    barrel: float = 1.0
+    dts: float = 1.0
+    same_file: float = 1.0
     tiny_lines: int = 3  # chunks of fewer lines than this are "tiny"
-    tiny: float = 1.0  # multiplier of tiny chunks (1: no length prior)
+    tiny: float = 0.7  # multiplier of tiny chunks (1: no length prior)
 
 
 DEFAULT = RankParams()
