@@ -16,9 +16,11 @@ In order, for each candidate (``top`` is the best fused score, so boosts are on 
 - **one slot per file**: after sorting, each further chunk of an already placed file is multiplied by
   ``same_file`` per chunk placed before it.
 
-Each weight was measured on the ``tune`` half of ``bench/evaluate_multi.py`` (``bench/tune_ranking.py``);
-factors that did not help there are set to their neutral value or removed (docs/benchmarks.md). Ties
-are broken by chunk id, so the order is deterministic.
+Each weight was measured on the ``tune`` half of ``bench/evaluate_multi.py`` (``bench/tune_ranking.py``).
+Factors that did not help there are off by default (neutral value): the stem boost, file coherence,
+the compat, barrel and ``.d.ts`` priors, and one slot per file (chunk-level MRR fell with it); a mild
+prior on tiny chunks (under 3 lines, x0.7) is on. The figures are in docs/benchmarks.md. Ties are
+broken by chunk id, so the order is deterministic.
 """
 
 from __future__ import annotations
