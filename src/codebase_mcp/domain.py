@@ -260,6 +260,7 @@ class RetrievedChunk:
     kind: str
     language: str
     score: float
+    lines: int = 0  # the chunk's line count (0: unknown), for the ranking stage's length prior
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from codebase_mcp.domain import SearchFilters
+from codebase_mcp.domain import SearchFilters, SearchMode
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.errors import InvalidInput, NotFound
 from codebase_mcp.indexing.indexer import Indexer
@@ -121,3 +121,47 @@ def test_glob_to_regex() -> None:
     assert rx.match("src/a.py") and rx.match("src/x/y/a.py") and not rx.match("lib/a.py")
     assert re.compile(glob_to_regex("*.py")).match("a.py") and not re.compile(glob_to_regex("*.py")).match("d/a.py")
     assert re.compile(glob_to_regex("a+b(c).txt")).match("a+b(c).txt")
+
+
+DEFINITIONS = [  # one symbol query per language of the fixture -> the file defining it
+    ("format_currency", "src/billing.py"),
+    ("InvoiceCalculator", "src/billing.py"),
+    ("createSessionToken", "web/session.js"),
+    ("matchRoute", "web/router.ts"),
+    ("PrimaryButton", "web/Button.tsx"),
+    ("TokenBucket.Allow", "native/ratelimit.go"),
+    ("adler32", "native/checksum.rs"),
+    ("slugify", "native/slugify.rb"),
+    ("count_inventory", "native/inventory.lua"),
+    ("reverse_string", "native/strutil.c"),
+    ("LinkedQueue", "native/LinkedQueue.java"),
+    ("SendWelcomeEmail", "native/Mailer.cs"),
+    ("circleArea", "native/Geometry.kt"),
+    ("medianOf", "native/Stats.scala"),
+    ("applyDiscountCode", "native/cart.php"),
+    ("toFahrenheit", "native/Temperature.swift"),
+    ("deploy_release", "native/deploy.sh"),
+]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "keyword"])
+async def test_symbol_query_returns_the_definition_first_in_every_language(
+    engine: SearchEngine, mode: SearchMode
+) -> None:
+    for query, path in DEFINITIONS:
+        result = await engine.search(query, limit=5, mode=mode)
+        top = result.hits[0]
+        name = query.rsplit(".", 1)[-1]
+        assert top.path == path, (query, [(h.path, h.symbol) for h in result.hits])
+        assert name in top.content, (query, top.symbol)  # the defining chunk (a small file can be one chunk)
+
+
+async def test_natural_language_words_in_a_file_name_find_that_file(engine: SearchEngine) -> None:
+    for query, path in [
+        ("linked queue", "native/LinkedQueue.java"),
+        ("temperature conversion", "native/Temperature.swift"),
+        ("shopping cart", "native/cart.php"),
+        ("mailer", "native/Mailer.cs"),
+    ]:
+        result = await engine.search(query, limit=3)
+        assert result.hits and result.hits[0].path == path, (query, [h.path for h in result.hits])

@@ -15,8 +15,9 @@ from codebase_mcp.domain import RetrievedChunk, SearchFilters, SearchHit, Search
 from codebase_mcp.embeddings.base import EmbeddingModel
 from codebase_mcp.errors import EmbeddingError, InvalidInput, NotFound
 from codebase_mcp.search.fusion import FusionWeights, fetch_size, fuse, query_kind
-from codebase_mcp.search.ranking import Candidate, rerank
-from codebase_mcp.storage import index_store, repo_store, search_store
+from codebase_mcp.search.query import asked_names
+from codebase_mcp.search.ranking import DEFAULT, Candidate, RankParams, rerank, with_definitions
+from codebase_mcp.storage import index_store, repo_store, search_store, symbol_store
 from codebase_mcp.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ MAX_QUERY_CHARS = 2000
 MAX_LIMIT = 50
 CONTEXT_LINES = 2
 MAX_CONTEXT_CHARS = 400
+DEFINITIONS_FETCHED = 20  # chunks defining an asked name, added to the candidates before ranking
 
 
 def check_query(query: str) -> str:
@@ -52,11 +54,13 @@ class SearchEngine:
         model: EmbeddingModel | None,
         candidates: int = 50,
         weights: FusionWeights | None = None,
+        rank_params: RankParams = DEFAULT,
     ) -> None:
         self.db = db
         self.model = model
         self.candidates = candidates  # the least each arm fetches
         self.weights = weights or FusionWeights()
+        self.rank_params = rank_params
         self._model_id: int | None = None
 
     async def search(
@@ -110,9 +114,11 @@ class SearchEngine:
         keyword = results[0] if keyword_task is not None else []
         dense = results[-1] if dense_task is not None else []
 
-        candidates = fuse(keyword, dense, query_kind(query), self.weights)
+        params = self.rank_params
+        candidates = fuse(keyword, dense, query_kind(query, bare_word=params.bare_word), self.weights)
         if rank:
-            candidates = rerank(candidates, query)
+            definitions = await self._definitions(query, repo_ids, filters)
+            candidates = rerank(with_definitions(candidates, definitions), query, params)
         hits = await self._hydrate(candidates[:limit], max_chars)
         return SearchResponse(query, hits, len(candidates), _ms(started), mode, warning[0] if warning else None)
 
@@ -127,6 +133,15 @@ class SearchEngine:
             if not lexes:  # nothing but stopwords
                 return []
             return await search_store.keyword_candidates(conn, repo_ids, filters, lexes, fetch)
+
+    async def _definitions(self, query: str, repo_ids: list[int], filters: SearchFilters) -> list[RetrievedChunk]:
+        """Chunks defining a symbol the query names, whether or not an arm returned them."""
+        p = self.rank_params
+        names = [name for name, _ in asked_names(query, bare_word=p.bare_word, inside=p.inside)]
+        if not names or not p.definition:
+            return []
+        async with self.db.connection() as conn:
+            return await symbol_store.definitions_by_tail(conn, repo_ids, filters, names, DEFINITIONS_FETCHED)
 
     async def _dense(self, query: str, repo_ids: list[int], filters: SearchFilters, fetch: int) -> list[RetrievedChunk]:
         assert self.model is not None

@@ -12,24 +12,21 @@ score is the score. The weights were tuned on the ``tune`` half of ``bench/evalu
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from codebase_mcp.domain import RetrievedChunk
+from codebase_mcp.search.query import QueryKind, query_kind
 from codebase_mcp.search.ranking import Candidate
 
-QueryKind = Literal["identifier", "natural"]
-
-_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\.|::|->|#)[A-Za-z_$][\w$]*)*\(?\)?")
+__all__ = ["FusionWeights", "QueryKind", "fetch_size", "fuse", "query_kind"]
 
 
 @dataclass(frozen=True)
 class FusionWeights:
     """Weight of the keyword arm, by query kind (the dense arm gets the rest)."""
 
-    identifier: float = 0.7
+    identifier: float = 0.8
     natural: float = 0.5
 
     def lexical(self, kind: QueryKind) -> float:
@@ -39,20 +36,6 @@ class FusionWeights:
 def fetch_size(limit: int, least: int = 50) -> int:
     """How many candidates each arm returns for ``limit`` results."""
     return max(5 * limit, least)
-
-
-def query_kind(query: str) -> QueryKind:
-    """``identifier`` for one token that looks like code: it has ``_``, an inner capital, ``::``,
-    ``.``, ``->`` or ``#`` between names, or starts with a capital; anything else is ``natural``."""
-    q = query.strip()
-    if not q or len(q.split()) != 1 or not _IDENTIFIER.fullmatch(q):
-        return "natural"
-    name = q.rstrip("()")
-    if "_" in name.strip("_") or any(sep in name for sep in (".", "::", "->", "#")):
-        return "identifier"
-    if name[0].isupper() or any(ch.isupper() for ch in name[1:]):
-        return "identifier"
-    return "natural"
 
 
 def _normalised(values: Sequence[float]) -> list[float]:

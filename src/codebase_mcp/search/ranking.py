@@ -1,24 +1,77 @@
-"""The ranking stage, over the fused candidates (search/fusion.py): what knows code —
-matches in symbol names and paths, definitions over mentions, implementation over tests and docs
-unless the query asks for them, and several chunks of one file not crowding out other files."""
+"""The ranking stage, over the fused candidates (search/fusion.py): what knows code (issue 11, item 3).
+
+In order, for each candidate (``top`` is the best fused score, so boosts are on the fused scale):
+
+- **definitions of the asked symbol** (search/query.py ``asked_names``): a chunk whose own parsed symbol
+  ends in the asked name gets ``+definition * top``, ``+stem * top`` more when its file's stem is that
+  name too; identifiers inside a natural-language query count at their (half) strength. Definitions
+  that neither arm returned are added first (``with_definitions``, fetched by the engine);
+- **query words in the file stem and folder names** (natural-language queries): ``+path_words * top``
+  times the share of query words found there (prefixes of 3+ characters count);
+- **symbol words**: ``x(1 + symbol_words * share of query words in the chunk's symbol)``;
+- **path priors**, unless the query asks for them: tests, docs/examples, compat/legacy/vendored code,
+  package barrels (``__init__.py``, ``index.ts``, ``mod.rs``) and ``.d.ts`` stubs are multiplied down;
+- **file coherence**: a file with several candidates lifts its best chunk by ``coherence * top`` times
+  its share of the best file's summed fused score;
+- **one slot per file**: after sorting, each further chunk of an already placed file is multiplied by
+  ``same_file`` per chunk placed before it.
+
+Each weight was measured on the ``tune`` half of ``bench/evaluate_multi.py`` (``bench/tune_ranking.py``).
+Factors that did not help there are off by default (neutral value): the stem boost, file coherence,
+the compat, barrel and ``.d.ts`` priors, and one slot per file (chunk-level MRR fell with it); a mild
+prior on tiny chunks (under 3 lines, x0.7) is on. The figures are in docs/benchmarks.md. Ties are
+broken by chunk id, so the order is deterministic.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from codebase_mcp.core.tokens import code_tokens, split_identifier
+from codebase_mcp.core.tokens import QUERY_STOPWORDS, code_tokens
 from codebase_mcp.domain import RetrievedChunk
+from codebase_mcp.search.query import asked_names, query_kind
+from codebase_mcp.search.query import tail as name_tail
 
 _TEST_PATH = re.compile(
-    r"(^|/)(tests?|__tests__|spec|specs|testing)(/|$)|(^|/)test_[^/]*$|_test\.[a-z]+$|"
-    r"\.(test|spec)\.[a-z]+$|Tests?\.[a-z]+$"
+    r"(^|/)(tests?|__tests__|spec|specs|testing|testdata)(/|$)|(^|/)test_[^/]*$|_test\.[a-z]+$|"
+    r"\.(test|spec)\.[a-z]+$|Tests?\.[a-z]+$|_spec\.rb$"
 )
 _DOC_LANGUAGES = frozenset({"markdown", "rst", "text"})
-_DOC_PATH = re.compile(r"(^|/)(docs?|documentation|examples?)(/|$)")
+_DOC_PATH = re.compile(r"(^|/)(docs?|documentation|examples?|samples?|demos?|benches|benchmarks?)(/|$)")
+_COMPAT_PATH = re.compile(r"(^|/)(compat|legacy|deprecated|vendor|vendored|third_party|_vendor)(/|$)")
+_BARRELS = frozenset({"__init__.py", "index.js", "index.ts", "index.mjs", "index.tsx", "mod.rs"})
 _DEFINITIONS = frozenset({"function", "method", "class", "type"})
 _TEST_WORDS = frozenset({"test", "tests", "testing", "spec", "specs", "fixture", "fixtures", "mock"})
 _DOC_WORDS = frozenset({"doc", "docs", "documentation", "readme", "guide", "tutorial", "example", "examples"})
+_COMPAT_WORDS = frozenset({"compat", "compatibility", "legacy", "deprecated", "vendor", "vendored"})
+_EXTENSIONS = re.compile(r"(\.[A-Za-z0-9]+)+$")
+
+
+@dataclass(frozen=True)
+class RankParams:
+    """The ranking stage's weights (module docstring); the defaults are the tuned values."""
+
+    bare_word: bool = True  # one plain lower-case word is a symbol lookup
+    definition: float = 3.0
+    stem: float = 0.0
+    inside: float = 0.5  # strength of identifiers inside natural-language queries
+    path_words: float = 1.0
+    symbol_words: float = 0.6
+    definition_kind: float = 1.15
+    coherence: float = 0.0
+    test: float = 0.3
+    doc: float = 0.75
+    compat: float = 1.0
+    barrel: float = 1.0
+    dts: float = 1.0
+    same_file: float = 1.0
+    tiny_lines: int = 3  # chunks of fewer lines than this are "tiny"
+    tiny: float = 0.7  # multiplier of tiny chunks (1: no length prior)
+
+
+DEFAULT = RankParams()
 
 
 @dataclass
@@ -33,48 +86,129 @@ class Candidate:
     dense_rank: int | None = None
     score: float = 0.0
     signals: dict[str, float] = field(default_factory=dict)
+    lines: int = 0
 
     @classmethod
     def of(cls, found: RetrievedChunk) -> Candidate:
-        return cls(found.chunk_id, found.file_id, found.path, found.symbol, found.kind, found.language)
+        return cls(
+            found.chunk_id, found.file_id, found.path, found.symbol, found.kind, found.language, lines=found.lines
+        )
 
 
-def rerank(candidates: list[Candidate], query: str) -> list[Candidate]:
+def with_definitions(candidates: list[Candidate], found: Iterable[RetrievedChunk]) -> list[Candidate]:
+    """``candidates`` plus the chunks of ``found`` not among them (fused score 0)."""
+    present = {c.chunk_id for c in candidates}
+    extra = []
+    for f in found:
+        if f.chunk_id not in present:
+            present.add(f.chunk_id)
+            c = Candidate.of(f)
+            c.signals["fetched"] = 1.0
+            extra.append(c)
+    return candidates + extra
+
+
+def stem_of(path: str) -> str:
+    """A file's name without its extensions, lower case (``web/index.d.ts`` -> ``index``)."""
+    return _EXTENSIONS.sub("", path.rsplit("/", 1)[-1]).lower()
+
+
+def _flat(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def _words(query: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for t in code_tokens(query):
+        if len(t) >= 3 and t not in QUERY_STOPWORDS and "_" not in t:
+            seen.setdefault(t, None)
+    return list(seen)
+
+
+def _path_share(words: list[str], path: str) -> float:
+    parts = path.lower().split("/")
+    names = [stem_of(path), *parts[-3:-1]]
+    tokens = {t for n in names for t in code_tokens(n)} | {_flat(n) for n in names}
+    tokens = {t for t in tokens if len(t) >= 3}
+    matched = sum(1 for w in words if any(t.startswith(w) or w.startswith(t) for t in tokens))
+    return matched / len(words) if words else 0.0
+
+
+def rerank(candidates: list[Candidate], query: str, params: RankParams = DEFAULT) -> list[Candidate]:
+    """The candidates re-scored and re-ordered, best first (ties: lower chunk id)."""
+    if not candidates:
+        return candidates
+    p = params
     terms = set(code_tokens(query))
     wants_tests = bool(terms & _TEST_WORDS)
     wants_docs = bool(terms & _DOC_WORDS)
-    whole_query = "".join(query.split()).lower()
+    wants_compat = bool(terms & _COMPAT_WORDS)
+    natural = query_kind(query, bare_word=p.bare_word) == "natural"
+    names = asked_names(query, bare_word=p.bare_word, inside=p.inside)
+    words = _words(query) if natural else []
+    top = max(c.score for c in candidates) or 1.0
+
+    file_sum: dict[int, float] = {}
+    file_count: dict[int, int] = {}
+    for c in candidates:
+        file_sum[c.file_id] = file_sum.get(c.file_id, 0.0) + c.score
+        file_count[c.file_id] = file_count.get(c.file_id, 0) + 1
+    best_file_sum = max(file_sum.values()) or 1.0
+    best_of_file: dict[int, Candidate] = {}
+    for c in sorted(candidates, key=lambda c: (-c.score, c.chunk_id)):
+        best_of_file.setdefault(c.file_id, c)
+
     for c in candidates:
         factor = 1.0
-        if c.symbol and terms:
-            last = re.split(r"[.:>#\s]+", c.symbol)[-1].lower()
-            symbol_tokens = set(code_tokens(c.symbol))
-            if last and (last == whole_query or last == "_".join(split_identifier(whole_query))):
-                factor *= 2.0
-                c.signals["symbol_exact"] = 1.0
-            overlap = len(terms & symbol_tokens) / len(terms)
-            factor *= 1.0 + 0.6 * overlap
-            c.signals["symbol_overlap"] = overlap
-        if terms:
-            path_overlap = len(terms & set(code_tokens(c.path))) / len(terms)
-            factor *= 1.0 + 0.25 * path_overlap
-            c.signals["path_overlap"] = path_overlap
+        boost = 0.0
+        stem = stem_of(c.path)
+        if names:
+            own = name_tail(c.symbol) if c.symbol else ""
+            for name, strength in names:
+                stem_match = _flat(stem) == _flat(name)
+                if own == name:
+                    boost += p.definition * strength
+                    c.signals["definition"] = strength
+                    if stem_match:
+                        boost += p.stem * strength
+                        c.signals["stem"] = strength
+        if c.symbol and terms and p.symbol_words:
+            overlap = len(terms & set(code_tokens(c.symbol))) / len(terms)
+            factor *= 1.0 + p.symbol_words * overlap
+        if words and p.path_words:
+            share = _path_share(words, c.path)
+            boost += p.path_words * share
+            c.signals["path_words"] = share
+        if p.coherence and file_count[c.file_id] > 1 and best_of_file[c.file_id] is c:
+            lift = file_sum[c.file_id] / best_file_sum
+            boost += p.coherence * lift
+            c.signals["coherence"] = lift
         if c.kind in _DEFINITIONS:
-            factor *= 1.15
+            factor *= p.definition_kind
+        prior = 1.0
         if not wants_tests and _TEST_PATH.search(c.path):
-            factor *= 0.3  # fused scores are spread wider than RRF scores were: 0.6 no longer demoted
-            c.signals["test"] = 1.0
+            prior *= p.test
         if not wants_docs and (c.language in _DOC_LANGUAGES or _DOC_PATH.search(c.path)):
-            factor *= 0.75
-            c.signals["doc"] = 1.0
-        c.score *= factor
+            prior *= p.doc
+        if not wants_compat and _COMPAT_PATH.search(c.path):
+            prior *= p.compat
+        base = c.path.rsplit("/", 1)[-1]
+        if base in _BARRELS:
+            prior *= p.barrel
+        if base.endswith(".d.ts"):
+            prior *= p.dts
+        if 0 < c.lines < p.tiny_lines:
+            prior *= p.tiny
+        c.signals["prior"] = prior
+        c.score = (c.score * factor + top * boost) * prior
+
     candidates.sort(key=lambda c: (-c.score, c.chunk_id))
-    # diversity: each further chunk of the same file counts for less
-    seen: dict[int, int] = {}
-    for c in candidates:
-        n = seen.get(c.file_id, 0)
-        if n:
-            c.score *= 0.7**n
-        seen[c.file_id] = n + 1
-    candidates.sort(key=lambda c: (-c.score, c.chunk_id))
+    if p.same_file < 1.0:  # one slot per file before others get a chance
+        seen: dict[int, int] = {}
+        for c in candidates:
+            n = seen.get(c.file_id, 0)
+            if n:
+                c.score *= p.same_file**n
+            seen[c.file_id] = n + 1
+        candidates.sort(key=lambda c: (-c.score, c.chunk_id))
     return candidates

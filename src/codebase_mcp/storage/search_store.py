@@ -173,9 +173,11 @@ def conditions(filters: SearchFilters) -> tuple[list[sql.Composable], dict[str, 
     return conds, params
 
 
-def _retrieved(rows: Sequence[dict[str, Any]], score: str) -> list[RetrievedChunk]:
+def retrieved_chunks(rows: Sequence[dict[str, Any]], score: str) -> list[RetrievedChunk]:
     return [
-        RetrievedChunk(r["id"], r["file_id"], r["path"], r["symbol"], r["kind"], r["language"], float(r[score]))
+        RetrievedChunk(
+            r["id"], r["file_id"], r["path"], r["symbol"], r["kind"], r["language"], float(r[score]), int(r["lines"])
+        )
         for r in rows
     ]
 
@@ -194,7 +196,7 @@ async def keyword_candidates(
         [sql.SQL("c.repository_id = ANY(%(repos)s)"), sql.SQL("c.tsv @@ %(tsq)s::tsquery"), *conds]
     )
     stmt = sql.SQL(
-        "SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, "
+        "SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines, "
         " (SELECT sum(q.idf * cardinality(u.positions) / (cardinality(u.positions) + %(k1)s * "
         "    (1 - %(b)s + %(b)s * c.doc_len / %(avgdl)s))) "
         "  FROM unnest(ts_filter(setweight(c.tsv, 'A', %(lex)s), '{{a}}')) AS u "
@@ -215,7 +217,7 @@ async def keyword_candidates(
         if sum(stats.df[lex] for lex in present[: n + 1]) > MAX_ROWS:
             break
         n += 1
-    return _retrieved(rows, "score")
+    return retrieved_chunks(rows, "score")
 
 
 async def dense_candidates(
@@ -235,7 +237,7 @@ async def dense_candidates(
         [sql.SQL("c.embedding_model_id = %(model_id)s"), sql.SQL("c.repository_id = ANY(%(repos)s)"), *conds]
     )
     stmt = sql.SQL(
-        "SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, "
+        "SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines, "
         "(c.embedding::vector({dim})) <=> %(qv)s::vector({dim}) AS distance "
         "FROM chunks c JOIN files f ON f.id = c.file_id WHERE {where} ORDER BY distance LIMIT %(k)s"
     ).format(dim=dim, where=where)
@@ -243,7 +245,7 @@ async def dense_candidates(
     await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
     cur = await conn.execute(stmt, {**params, "repos": repo_ids, "k": limit, "qv": vector, "model_id": model_id})
     rows = sorted(await cur.fetchall(), key=lambda r: r["distance"])
-    return _retrieved(rows, "distance")
+    return retrieved_chunks(rows, "distance")
 
 
 async def chunk_contexts(conn: Conn, chunk_ids: list[int], lines: int) -> dict[int, ChunkContext]:

@@ -10,9 +10,9 @@ from typing import Any
 
 from psycopg import sql
 
-from codebase_mcp.domain import SearchFilters, StoredChunk
+from codebase_mcp.domain import RetrievedChunk, SearchFilters, StoredChunk
 from codebase_mcp.storage.database import Conn
-from codebase_mcp.storage.search_store import conditions
+from codebase_mcp.storage.search_store import conditions, retrieved_chunks
 
 _COLUMNS = sql.SQL(
     "c.id, c.repository_id, r.name AS repository, f.path, c.start_line, c.end_line, c.kind, c.symbol, "
@@ -55,6 +55,29 @@ async def chunks_by_symbol_tail(
     stmt = sql.SQL("SELECT {} {} WHERE {} ORDER BY f.path, c.start_line LIMIT %(k)s").format(_COLUMNS, _FROM, where)
     cur = await conn.execute(stmt, {**params, "repos": repo_ids, "tails": tails, "k": limit})
     return _chunks(await cur.fetchall())
+
+
+async def definitions_by_tail(
+    conn: Conn, repo_ids: list[int], filters: SearchFilters, tails: list[str], limit: int
+) -> list[RetrievedChunk]:
+    """Search candidates (score 0) for chunks whose symbol ends in one of ``tails`` (lower case): the
+    ranking stage's definitions of an asked symbol that neither retrieval arm returned. Shortest paths
+    first, then chunk id, so that a name defined in many files keeps a stable, small answer."""
+    conds, params = conditions(filters)
+    where = sql.SQL(" AND ").join(
+        [
+            sql.SQL("c.repository_id = ANY(%(repos)s)"),
+            sql.SQL("c.symbol IS NOT NULL"),
+            sql.SQL("symbol_tail(c.symbol) = ANY(%(tails)s)"),
+            *conds,
+        ]
+    )
+    stmt = sql.SQL(
+        "SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines, "
+        "0.0 AS score {} WHERE {} ORDER BY length(f.path), c.id LIMIT %(k)s"
+    ).format(_FROM, where)
+    cur = await conn.execute(stmt, {**params, "repos": repo_ids, "tails": tails, "k": limit})
+    return retrieved_chunks(await cur.fetchall(), "score")
 
 
 async def chunks_mentioning(
