@@ -226,14 +226,14 @@ class Job:
 
 @dataclass(frozen=True)
 class JobUpdate:
-    """Progress a worker publishes on its job (fenced by attempt)."""
+    """Progress a worker publishes on its job (fenced by attempt). The status message is built by the
+    store from the row's own counters in the same statement, so it always matches them."""
 
     phase: JobPhase
-    files_total: int
+    files_total: int | None  # None while the scan of this attempt has not counted them
     files_skipped: int
     progress_percent: float
     eta_seconds: float | None
-    status_message: str
 
 
 # --- search ---------------------------------------------------------------------------------------

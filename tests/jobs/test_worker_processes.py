@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,54 @@ async def test_cpu_bound_job_is_never_taken_over_while_its_worker_is_healthy(
     assert elapsed > 4 * 1.5, f"the job must outlast the heartbeat timeout several times ({elapsed:.1f} s)"
     assert worst < 1.5, f"heartbeat went {worst:.2f} s stale"
     assert samples > 50
+
+
+_MESSAGE = re.compile(r"^(\w+): (\d+) of (\d+) files indexed, (\d+) chunks, (\d+) embedded$")
+
+
+def incoherence(job: dict[str, Any]) -> str | None:
+    """What in a job row disagrees with the rest of it, if anything."""
+    if job["files_indexed"] > 0 and job["files_total"] < job["files_indexed"]:
+        return "more files indexed than counted"
+    found = _MESSAGE.match(str(job["status_message"]))
+    if job["status"] == "running" and found:
+        phase, indexed, total, chunks, embedded = found.groups()
+        said = (phase, int(indexed), int(total), int(chunks), int(embedded))
+        fields = (job["phase"], job["files_indexed"], job["files_total"], job["chunks_created"], job["chunks_embedded"])
+        if said != fields:
+            return f"message {said} disagrees with fields {fields}"
+    return None
+
+
+async def test_status_is_coherent_at_every_poll_across_a_takeover(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """Every read of a 1,000-file job, before and after another worker takes it over, shows phase,
+    totals, counters and message that agree, and progress that never goes back."""
+    repo = make_repo(tmp_path / "big", N_FILES)
+    url = cli_env["DATABASE_URL"]
+    env = worker_env(cli_env)
+    job_id = enqueue(url, repo)
+    polls: list[dict[str, Any]] = []
+
+    async def watch(until: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = job_row(url, job_id)
+            polls.append(job)
+            assert incoherence(job) is None, (incoherence(job), job)
+            if until(job):
+                return job
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"timed out: {polls[-1]}")
+
+    with worker(env, tmp_path / "a.log") as a:
+        await watch(lambda j: j["files_indexed"] >= 200, 60)
+        os.kill(a.pid, signal.SIGKILL)
+        a.wait()
+    with worker(env, tmp_path / "b.log"):
+        done = await watch(lambda j: j["status"] != "running" and j["attempt"] == 2, 180)
+    assert done["status"] == "completed" and done["files_indexed"] == done["files_total"] == N_FILES, done
+    percents = [j["progress_percent"] for j in polls]
+    assert percents == sorted(percents), "progress never goes back"
+    resumed = [j for j in polls if j["attempt"] == 2 and j["status"] == "running"]
+    assert resumed and all(j["files_total"] == N_FILES for j in resumed), "a resumed job keeps its file count"
+    assert len({(j["phase"], j["files_indexed"]) for j in polls}) >= 5, "the polls saw the job move"

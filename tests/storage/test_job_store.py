@@ -106,7 +106,7 @@ async def test_takeover_after_missed_heartbeat_fences_the_old_attempt(db: Databa
             await store.add_counts(conn, job.id, 1, counts(10, 10))
         await conn.rollback()
         with pytest.raises(LostOwnership):
-            await store.publish_progress(conn, job.id, 1, JobUpdate(JobPhase.EMBEDDING, 1, 0, 50.0, None, "late"))
+            await store.publish_progress(conn, job.id, 1, JobUpdate(JobPhase.EMBEDDING, 1, 0, 50.0, None))
         await conn.rollback()
         assert not await store.finish(conn, job.id, 1, JobStatus.FAILED, "late", "late")
         assert await store.add_counts(conn, job.id, 2, counts(5, 7)) is False

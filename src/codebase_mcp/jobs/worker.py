@@ -106,8 +106,11 @@ class Worker:
         last_push = [0.0]
         beat = asyncio.create_task(self._heartbeat(job_id, attempt, cancel))
 
+        latest: list[Progress] = []  # the indexer's live progress record, once it has reported
+
         async def fence(conn: Conn, stats: BatchStats) -> None:
-            cancel["requested"] = await job_store.add_counts(conn, job_id, attempt, stats)
+            update = _update(latest[0], started) if latest else None
+            cancel["requested"] = await job_store.add_counts(conn, job_id, attempt, stats, update)
 
         def should_stop() -> bool:
             if time.monotonic() - started > self.settings.indexing_job_timeout_seconds:
@@ -121,6 +124,7 @@ class Worker:
         outcome: Outcome | None
 
         def progress(p: Progress) -> None:
+            latest[:] = [p]
             now = time.monotonic()
             if now - last_push[0] < 1.0 and p.phase not in {JobPhase.FINALIZING, JobPhase.DONE}:
                 return
@@ -185,26 +189,9 @@ class Worker:
     async def _push(
         self, job_id: uuid.UUID, attempt: int, p: Progress, started: float, cancel: dict[str, bool]
     ) -> None:
-        if p.phase == JobPhase.EMBEDDING and p.chunks_total_to_embed:
-            fraction = 0.5 + 0.5 * p.chunks_embedded / max(p.chunks_total_to_embed, 1)
-        else:
-            fraction = 0.5 * p.files_done / max(p.files_total, 1)
-        fraction = min(max(fraction, 0.0), 1.0)
-        elapsed = time.monotonic() - started
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
-        phase = p.phase if p.phase != JobPhase.DONE else JobPhase.FINALIZING
-        update = JobUpdate(
-            phase=phase,
-            files_total=p.files_total,
-            files_skipped=p.files_skipped,
-            progress_percent=round(fraction * 100, 1),
-            eta_seconds=round(eta, 1) if eta is not None else None,
-            status_message=f"{phase}: {p.files_done}/{p.files_total} files, "
-            f"{p.chunks_embedded}/{p.chunks_total_to_embed} chunks embedded",
-        )
         try:
             async with self.rt.db.connection() as conn:
-                cancel["requested"] = await job_store.publish_progress(conn, job_id, attempt, update)
+                cancel["requested"] = await job_store.publish_progress(conn, job_id, attempt, _update(p, started))
         except LostOwnership:
             pass  # the indexing batch fence will stop the job
         except Exception:
@@ -222,3 +209,23 @@ class Worker:
                 log.warning("heartbeat failed: %s", exc.message[:300])
             except Exception:
                 log.exception("heartbeat failed")
+
+
+def _update(p: Progress, started: float) -> JobUpdate:
+    """What a job's row says about a run's progress: half the bar for reading files, half for vectors."""
+    if p.phase == JobPhase.EMBEDDING and p.chunks_total_to_embed:
+        fraction = 0.5 + 0.5 * p.chunks_embedded / max(p.chunks_total_to_embed, 1)
+    elif p.phase in (JobPhase.EMBEDDING, JobPhase.FINALIZING, JobPhase.DONE):
+        fraction = 1.0 if p.phase != JobPhase.EMBEDDING else 0.5
+    else:
+        fraction = 0.5 * p.files_done / max(p.files_total, 1)
+    fraction = min(max(fraction, 0.0), 1.0)
+    elapsed = time.monotonic() - started
+    eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
+    return JobUpdate(
+        phase=p.phase if p.phase != JobPhase.DONE else JobPhase.FINALIZING,
+        files_total=None if p.phase == JobPhase.SCANNING else p.files_total,
+        files_skipped=p.files_skipped,
+        progress_percent=round(fraction * 100, 1),
+        eta_seconds=round(eta, 1) if eta is not None else None,
+    )

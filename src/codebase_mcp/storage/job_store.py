@@ -207,33 +207,37 @@ async def heartbeat(conn: Conn, job_id: uuid.UUID, attempt: int, worker_id: str)
 
 async def publish_progress(conn: Conn, job_id: uuid.UUID, attempt: int, update: JobUpdate) -> bool:
     """Write a running job's progress (fenced); return cancel_requested."""
-    return await _fenced(
-        conn,
-        job_id,
-        attempt,
-        "phase = %(phase)s, files_total = %(files_total)s, files_skipped = %(files_skipped)s, "
-        "progress_percent = %(progress_percent)s, eta_seconds = %(eta_seconds)s, status_message = %(status_message)s",
-        {
-            "phase": str(update.phase),
-            "files_total": update.files_total,
-            "files_skipped": update.files_skipped,
-            "progress_percent": update.progress_percent,
-            "eta_seconds": update.eta_seconds,
-            "status_message": update.status_message,
-        },
-    )
+    return await add_counts(conn, job_id, attempt, BatchStats(), update)
 
 
-async def add_counts(conn: Conn, job_id: uuid.UUID, attempt: int, stats: BatchStats) -> bool:
-    """Inside a batch's transaction: add what it commits to the job's counters (fenced)."""
-    return await _fenced(
-        conn,
-        job_id,
-        attempt,
+async def add_counts(
+    conn: Conn, job_id: uuid.UUID, attempt: int, stats: BatchStats, update: JobUpdate | None = None
+) -> bool:
+    """Inside a batch's transaction: add what it commits to the job's counters, and with ``update``
+    the progress as of that batch, in one statement (fenced), so that every read of the row sees
+    phase, totals, counters and message that agree. A total not yet known keeps the stored one
+    (a resumed job scanning again), and progress never goes backwards."""
+    sets = (
         "files_indexed = files_indexed + %(f)s, chunks_created = chunks_created + %(c)s, "
-        "chunks_embedded = chunks_embedded + %(e)s",
-        {"f": stats.files_written, "c": stats.chunks_written, "e": stats.chunks_embedded},
+        "chunks_embedded = chunks_embedded + %(e)s"
     )
+    params: dict[str, Any] = {"f": stats.files_written, "c": stats.chunks_written, "e": stats.chunks_embedded}
+    if update is not None:
+        sets += (
+            ", phase = %(phase)s, files_total = coalesce(%(total)s, files_total), files_skipped = %(skipped)s, "
+            "progress_percent = greatest(progress_percent, %(pct)s), eta_seconds = %(eta)s, "
+            "status_message = format('%%s: %%s of %%s files indexed, %%s chunks, %%s embedded', %(phase)s::text, "
+            "files_indexed + %(f)s, coalesce(%(total)s, files_total), chunks_created + %(c)s, "
+            "chunks_embedded + %(e)s)"
+        )
+        params.update(
+            phase=str(update.phase),
+            total=update.files_total,
+            skipped=update.files_skipped,
+            pct=update.progress_percent,
+            eta=update.eta_seconds,
+        )
+    return await _fenced(conn, job_id, attempt, sets, params)
 
 
 async def requeue(conn: Conn, job_id: uuid.UUID, attempt: int, message: str) -> bool:
