@@ -146,6 +146,8 @@ def rerank(candidates: list[Candidate], query: str, params: RankParams = DEFAULT
     natural = query_kind(query, bare_word=p.bare_word) == "natural"
     names = asked_names(query, bare_word=p.bare_word, inside=p.inside)
     words = _words(query) if natural else []
+    spelled = [w for w in re.split(r"[\s.:#>-]+", query.strip()) if w]
+    qualified = _qualified(".".join(spelled)) if natural and 1 < len(spelled) <= 4 else ""
     top = max(c.score for c in candidates) or 1.0
 
     file_sum: dict[int, float] = {}
@@ -162,7 +164,13 @@ def rerank(candidates: list[Candidate], query: str, params: RankParams = DEFAULT
         factor = 1.0
         boost = 0.0
         stem = stem_of(c.path)
-        if names:
+        own_qualified = _qualified(c.symbol) if qualified and c.symbol else ""
+        if own_qualified and (own_qualified == qualified or own_qualified.endswith("." + qualified)):
+            # the query's words spell this chunk's qualified name ("TokenBucket Allow" for the method
+            # TokenBucket.Allow): as strong as an identifier query for it
+            boost += p.definition
+            c.signals["definition"] = 1.0
+        elif names:
             own = name_tail(c.symbol) if c.symbol else ""
             for name, strength in names:
                 stem_match = _flat(stem) == _flat(name)
@@ -212,3 +220,10 @@ def rerank(candidates: list[Candidate], query: str, params: RankParams = DEFAULT
             seen[c.file_id] = n + 1
         candidates.sort(key=lambda c: (-c.score, c.chunk_id))
     return candidates
+
+
+def _qualified(symbol: str) -> str:
+    """A qualified name in one spelling: segments joined by dots, lower case (``Foo::bar()``,
+    ``Foo#bar`` and ``Foo->bar`` are all ``foo.bar``)."""
+    parts = re.split(r"(?:::|[.#]|->)+", symbol.removesuffix("()"))
+    return ".".join(part.lower() for part in parts if part)
