@@ -61,6 +61,7 @@ class ChunkRow:
     content: str
     embed_hash: bytes  # hash of the text the model embeds (embedding cache key)
     search_text: str  # code-aware keyword tokens
+    embed_priority: int = 1  # 0 definitions in non-test code, 1 other code, 2 tests: embedded in this order
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,9 @@ class Progress:
     chunks_total_to_embed: int = 0
     chunks_embedded: int = 0
     embeddings_from_cache: int = 0
+    # the repository's chunks with a vector / all its chunks, known from the embedding phase on
+    chunks_with_vectors: int = 0
+    chunks_in_repository: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     skip_reasons: dict[str, int] = field(default_factory=dict)
 
@@ -164,6 +168,7 @@ class RepositoryStats:
             "files": self.files,
             "chunks": self.chunks,
             "embedded": self.embedded,
+            "coverage_percent": round(100.0 * self.embedded / self.chunks, 1) if self.chunks else None,
             "skipped": self.skipped,
         }
 
@@ -202,6 +207,7 @@ class Job:
     chunks_embedded: int
     progress_percent: float
     eta_seconds: float | None
+    coverage_percent: float | None  # share of the repository's chunks that have a vector
     attempt: int
     worker_id: str | None
     heartbeat_at: datetime | None
@@ -234,6 +240,7 @@ class JobUpdate:
     files_skipped: int
     progress_percent: float
     eta_seconds: float | None
+    coverage_percent: float | None = None
 
 
 # --- search ---------------------------------------------------------------------------------------

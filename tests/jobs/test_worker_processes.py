@@ -217,3 +217,5 @@ async def test_status_is_coherent_at_every_poll_across_a_takeover(cli_env: dict[
     resumed = [j for j in polls if j["attempt"] == 2 and j["status"] == "running"]
     assert resumed and all(j["files_total"] == N_FILES for j in resumed), "a resumed job keeps its file count"
     assert len({(j["phase"], j["files_indexed"]) for j in polls}) >= 5, "the polls saw the job move"
+    coverage = [j["coverage_percent"] for j in polls if j["coverage_percent"] is not None]
+    assert coverage == sorted(coverage) and done["coverage_percent"] == 100, coverage[-20:]

@@ -4,12 +4,14 @@ from pathlib import Path
 
 import pytest
 
+from codebase_mcp.core.languages import DEFINITION_KINDS
 from codebase_mcp.domain import SearchFilters, SearchMode
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.errors import InvalidInput, NotFound
 from codebase_mcp.indexing.indexer import Indexer
-from codebase_mcp.search.engine import SearchEngine
+from codebase_mcp.search.engine import PARTIAL_COVERAGE, SearchEngine
 from codebase_mcp.settings import Settings
+from codebase_mcp.storage import index_store, repo_store
 from codebase_mcp.storage.database import Database
 from codebase_mcp.storage.search_store import glob_to_regex
 
@@ -165,3 +167,32 @@ async def test_natural_language_words_in_a_file_name_find_that_file(engine: Sear
     ]:
         result = await engine.search(query, limit=3)
         assert result.hits and result.hits[0].path == path, (query, [h.path for h in result.hits])
+
+
+async def test_semantic_coverage_arrives_definitions_first_and_search_says_when_partial(
+    db: Database, settings: Settings, fake_model: FakeEmbeddingModel, polyglot: Path
+) -> None:
+    """Chunks are embedded in priority order (definitions in non-test code, other code, tests), and a
+    hybrid search over an index whose vectors are not all there yet says so; keyword search does not."""
+    indexer = Indexer(db, fake_model, settings)
+    await indexer.index(polyglot, embed=False)
+    engine = SearchEngine(db, fake_model)
+    partial = await engine.search("compute total invoice")
+    assert partial.warning == PARTIAL_COVERAGE and partial.hits
+    assert (await engine.search("compute total invoice", mode="keyword")).warning is None
+
+    async with db.connection() as conn:
+        repo_id = (await repo_store.repository_ids(conn, "default"))[0]
+        queue = await index_store.unembedded_batch(conn, repo_id, 10_000)
+        cur = await conn.execute(
+            "SELECT c.id, c.kind, c.embed_priority, f.path FROM chunks c JOIN files f ON f.id = c.file_id"
+        )
+        rows = {r["id"]: r for r in await cur.fetchall()}
+    priorities = [rows[c.chunk_id]["embed_priority"] for c in queue]
+    assert priorities == sorted(priorities) and priorities[0] == 0 and priorities[-1] == 2
+    for row in rows.values():
+        expected = 2 if row["path"].startswith("tests/") else 0 if row["kind"] in DEFINITION_KINDS else 1
+        assert row["embed_priority"] == expected, row
+
+    await indexer.index(polyglot)  # embeds what is missing
+    assert (await engine.search("compute total invoice")).warning is None

@@ -125,9 +125,11 @@ def search(
                 "total_count": result.total_count,
                 "latency_ms": result.latency_ms,
                 "results": [h.to_dict() for h in result.hits],
-            }
+            } | ({"warning": result.warning} if result.warning else {})
             sys.stdout.write(json.dumps(payload, indent=2) + "\n")
             return
+        if result.warning:
+            err.print(f"[yellow]note:[/] {escape(result.warning)}", highlight=False)
         if not result.hits:
             out.print("no results")
             return
@@ -172,8 +174,8 @@ def repos(
             out.print(f"[bold]{repo.id}  {escape(repo.name)}[/bold]  (project {escape(repo.project_id)})")
             out.print(f"    {escape(repo.root_path)}", highlight=False)
             out.print(
-                f"    {r.files} files, {r.chunks} chunks, {r.embedded}/{r.chunks} embedded, "
-                f"{r.skipped} skipped, indexed {last}",
+                f"    {r.files} files, {r.chunks} chunks, {r.embedded} embedded "
+                f"({100.0 * r.embedded / max(r.chunks, 1):.0f}%), {r.skipped} skipped, {last}",
                 highlight=False,
             )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 
 # Languages chunked along syntax (tree-sitter grammar available).
@@ -216,3 +217,17 @@ def language_for(rel_path: str) -> str:
     if name.startswith("dockerfile"):
         return "dockerfile"
     return EXTENSIONS.get(path.suffix.lower(), "text")
+
+
+# Chunk kinds that define something (the chunker's kinds: function, method, class, type, module,
+# section, lines).
+DEFINITION_KINDS = frozenset({"function", "method", "class", "type"})
+_TEST_PATH = re.compile(
+    r"(^|/)(tests?|__tests__|spec|specs|testing|testdata)(/|$)|(^|/)test_[^/]*$|_test\.\w+$|"
+    r"\.(test|spec)\.\w+$|Tests?\.[a-z]+$|_spec\.rb$"
+)
+
+
+def is_test_path(rel_path: str) -> bool:
+    """Test code by the conventions of the common languages (folders and file names)."""
+    return _TEST_PATH.search(rel_path) is not None

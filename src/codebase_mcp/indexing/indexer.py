@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from codebase_mcp.core.languages import language_for
+from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path, language_for
 from codebase_mcp.core.tokens import search_text
 from codebase_mcp.core.validation import validate_root
 from codebase_mcp.domain import BatchStats, ChunkRow, FileState, FileWrite, JobPhase, Progress, SkippedFile
@@ -49,6 +49,7 @@ def text_hash(text: str) -> bytes:
 
 
 def chunk_rows(rel_path: str, language: str, chunks: Sequence[Chunk]) -> tuple[ChunkRow, ...]:
+    in_tests = is_test_path(rel_path)
     return tuple(
         ChunkRow(
             ordinal=ordinal,
@@ -60,6 +61,7 @@ def chunk_rows(rel_path: str, language: str, chunks: Sequence[Chunk]) -> tuple[C
             content=c.content,
             embed_hash=text_hash(embedding_text(rel_path, c.symbol, c.content)),
             search_text=search_text(c.content, rel_path, c.symbol),
+            embed_priority=2 if in_tests else (0 if c.kind in DEFINITION_KINDS else 1),
         )
         for ordinal, c in enumerate(chunks)
     )
@@ -219,6 +221,8 @@ class Indexer:
                 await fence(conn, BatchStats(chunks_embedded=cached))
         state.embeddings_from_cache += cached
         state.chunks_embedded += cached
+        async with self.db.connection() as conn:
+            state.chunks_with_vectors, state.chunks_in_repository = await index_store.coverage(conn, repo_id)
         notify(state)
         batch_size = max(self.settings.embedding_batch_size * 4, 64)
         while True:
@@ -240,5 +244,6 @@ class Indexer:
                 if fence is not None:
                     await fence(conn, BatchStats(chunks_embedded=filled))
             state.chunks_embedded += filled
+            state.chunks_with_vectors += filled
             notify(state)
         state.seconds["embed"] = time.perf_counter() - started

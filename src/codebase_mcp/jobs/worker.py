@@ -228,4 +228,7 @@ def _update(p: Progress, started: float) -> JobUpdate:
         files_skipped=p.files_skipped,
         progress_percent=round(fraction * 100, 1),
         eta_seconds=round(eta, 1) if eta is not None else None,
+        coverage_percent=round(100.0 * min(p.chunks_with_vectors / p.chunks_in_repository, 1.0), 1)
+        if p.chunks_in_repository
+        else None,
     )

@@ -21,6 +21,10 @@ from codebase_mcp.storage import index_store, repo_store, search_store, symbol_s
 from codebase_mcp.storage.database import Database
 
 log = logging.getLogger(__name__)
+PARTIAL_COVERAGE = (
+    "Semantic results cover only part of the index: some chunks have no vector yet (indexing is still "
+    "embedding them); keyword matching covers every indexed file."
+)
 MAX_QUERY_CHARS = 2000
 MAX_LIMIT = 50
 CONTEXT_LINES = 2
@@ -114,6 +118,10 @@ class SearchEngine:
         keyword = results[0] if keyword_task is not None else []
         dense = results[-1] if dense_task is not None else []
 
+        if dense_task is not None and not warning:
+            async with self.db.connection() as conn:
+                if await search_store.any_unembedded(conn, repo_ids):
+                    warning.append(PARTIAL_COVERAGE)
         params = self.rank_params
         candidates = fuse(keyword, dense, query_kind(query, bare_word=params.bare_word), self.weights)
         if rank:

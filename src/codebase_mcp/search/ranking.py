@@ -29,20 +29,16 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path
 from codebase_mcp.core.tokens import QUERY_STOPWORDS, code_tokens
 from codebase_mcp.domain import RetrievedChunk
 from codebase_mcp.search.query import asked_names, query_kind
 from codebase_mcp.search.query import tail as name_tail
 
-_TEST_PATH = re.compile(
-    r"(^|/)(tests?|__tests__|spec|specs|testing|testdata)(/|$)|(^|/)test_[^/]*$|_test\.[a-z]+$|"
-    r"\.(test|spec)\.[a-z]+$|Tests?\.[a-z]+$|_spec\.rb$"
-)
 _DOC_LANGUAGES = frozenset({"markdown", "rst", "text"})
 _DOC_PATH = re.compile(r"(^|/)(docs?|documentation|examples?|samples?|demos?|benches|benchmarks?)(/|$)")
 _COMPAT_PATH = re.compile(r"(^|/)(compat|legacy|deprecated|vendor|vendored|third_party|_vendor)(/|$)")
 _BARRELS = frozenset({"__init__.py", "index.js", "index.ts", "index.mjs", "index.tsx", "mod.rs"})
-_DEFINITIONS = frozenset({"function", "method", "class", "type"})
 _TEST_WORDS = frozenset({"test", "tests", "testing", "spec", "specs", "fixture", "fixtures", "mock"})
 _DOC_WORDS = frozenset({"doc", "docs", "documentation", "readme", "guide", "tutorial", "example", "examples"})
 _COMPAT_WORDS = frozenset({"compat", "compatibility", "legacy", "deprecated", "vendor", "vendored"})
@@ -191,10 +187,10 @@ def rerank(candidates: list[Candidate], query: str, params: RankParams = DEFAULT
             lift = file_sum[c.file_id] / best_file_sum
             boost += p.coherence * lift
             c.signals["coherence"] = lift
-        if c.kind in _DEFINITIONS:
+        if c.kind in DEFINITION_KINDS:
             factor *= p.definition_kind
         prior = 1.0
-        if not wants_tests and _TEST_PATH.search(c.path):
+        if not wants_tests and is_test_path(c.path):
             prior *= p.test
         if not wants_docs and (c.language in _DOC_LANGUAGES or _DOC_PATH.search(c.path)):
             prior *= p.doc

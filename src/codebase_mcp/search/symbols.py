@@ -8,6 +8,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from codebase_mcp.core.languages import is_test_path
 from codebase_mcp.core.untrusted import clean
 from codebase_mcp.domain import ReferenceLine, SearchFilters, StoredChunk, SymbolDefinition
 from codebase_mcp.errors import InvalidInput
@@ -16,9 +17,6 @@ from codebase_mcp.storage.database import Conn
 
 _SEPARATORS = re.compile(r"::|->|[.#\\/]")
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*[!?]?$")
-_TEST_PATH = re.compile(
-    r"(^|/)(tests?|__tests__|spec|specs|testing)(/|$)|(^|/)test_[^/]*$|_test\.\w+$|\.(test|spec)\.\w+$"
-)
 _KEYWORDS = (
     "def|class|fn|func|function|fun|sub|struct|enum|interface|trait|type|module|namespace|impl|object|"
     "record|protocol|extension|macro|typedef|union|package"
@@ -127,7 +125,7 @@ def _definition(chunk: StoredChunk, row: int, symbol: str) -> SymbolDefinition:
         kind=chunk.kind,
         language=chunk.language,
         content=clean("\n".join(lines[row:])),
-        in_tests=bool(_TEST_PATH.search(chunk.path)),
+        in_tests=is_test_path(chunk.path),
     )
 
 

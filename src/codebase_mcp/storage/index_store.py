@@ -23,9 +23,22 @@ Fence = Callable[[Conn, BatchStats], Awaitable[None]]
 # the order of these columns is the order of the values written for each ChunkRow below
 _CHUNK_COPY = (
     "COPY chunks (file_id, repository_id, ordinal, start_line, end_line, kind, symbol, language, content, "
-    "embed_hash, search_text) FROM STDIN WITH (FORMAT BINARY)"
+    "embed_hash, search_text, embed_priority) FROM STDIN WITH (FORMAT BINARY)"
 )
-_CHUNK_TYPES = ["bigint", "bigint", "integer", "integer", "integer", "text", "text", "text", "text", "bytea", "text"]
+_CHUNK_TYPES = [
+    "bigint",
+    "bigint",
+    "integer",
+    "integer",
+    "integer",
+    "text",
+    "text",
+    "text",
+    "text",
+    "bytea",
+    "text",
+    "smallint",
+]
 
 
 async def ensure_project(conn: Conn, project_id: str) -> None:
@@ -126,6 +139,7 @@ def _copy_values(file_id: int, repo_id: int, c: ChunkRow) -> tuple[Any, ...]:
         c.content,
         c.embed_hash,
         c.search_text,
+        c.embed_priority,
     )
 
 
@@ -202,6 +216,17 @@ async def mark_indexed(conn: Conn, repo_id: int) -> None:
     await conn.execute("UPDATE repositories SET last_indexed_at = now() WHERE id = %s", (repo_id,))
 
 
+async def coverage(conn: Conn, repo_id: int) -> tuple[int, int]:
+    """``(chunks with a vector, all chunks)`` of a repository."""
+    cur = await conn.execute(
+        "SELECT count(*) FILTER (WHERE embedding IS NOT NULL) AS embedded, count(*) AS total "
+        "FROM chunks WHERE repository_id = %s",
+        (repo_id,),
+    )
+    row = await cur.fetchone()
+    return (int(row["embedded"]), int(row["total"])) if row else (0, 0)
+
+
 async def count_unembedded(conn: Conn, repo_id: int) -> int:
     cur = await conn.execute(
         "SELECT count(*) AS n FROM chunks WHERE repository_id = %s AND embedding IS NULL", (repo_id,)
@@ -226,9 +251,11 @@ async def fill_from_cache(conn: Conn, repo_id: int, model_id: int, chunk_ids: li
 
 
 async def unembedded_batch(conn: Conn, repo_id: int, limit: int) -> list[PendingChunk]:
+    """The next chunks to embed, most useful first (``ChunkRow.embed_priority``; partial index
+    ``chunks_embed_queue``)."""
     cur = await conn.execute(
         "SELECT c.id, c.embed_hash, f.path, c.symbol, c.content FROM chunks c JOIN files f ON f.id = c.file_id "
-        "WHERE c.repository_id = %s AND c.embedding IS NULL ORDER BY c.id LIMIT %s",
+        "WHERE c.repository_id = %s AND c.embedding IS NULL ORDER BY c.embed_priority, c.id LIMIT %s",
         (repo_id, limit),
     )
     return [

@@ -30,6 +30,7 @@ _FIELDS = (
     "chunks_embedded",
     "progress_percent",
     "eta_seconds",
+    "coverage_percent",
     "attempt",
     "worker_id",
     "heartbeat_at",
@@ -226,6 +227,7 @@ async def add_counts(
         sets += (
             ", phase = %(phase)s, files_total = coalesce(%(total)s, files_total), files_skipped = %(skipped)s, "
             "progress_percent = greatest(progress_percent, %(pct)s), eta_seconds = %(eta)s, "
+            "coverage_percent = coalesce(%(cov)s, coverage_percent), "
             "status_message = format('%%s: %%s of %%s files indexed, %%s chunks, %%s embedded', %(phase)s::text, "
             "files_indexed + %(f)s, coalesce(%(total)s, files_total), chunks_created + %(c)s, "
             "chunks_embedded + %(e)s)"
@@ -236,6 +238,7 @@ async def add_counts(
             skipped=update.files_skipped,
             pct=update.progress_percent,
             eta=update.eta_seconds,
+            cov=update.coverage_percent,
         )
     return await _fenced(conn, job_id, attempt, sets, params)
 

@@ -173,6 +173,16 @@ def conditions(filters: SearchFilters) -> tuple[list[sql.Composable], dict[str, 
     return conds, params
 
 
+async def any_unembedded(conn: Conn, repo_ids: list[int]) -> bool:
+    """Whether some chunk of these repositories still lacks a vector (partial index: cheap)."""
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM chunks WHERE repository_id = ANY(%s) AND embedding IS NULL) AS pending",
+        (repo_ids,),
+    )
+    row = await cur.fetchone()
+    return bool(row and row["pending"])
+
+
 def retrieved_chunks(rows: Sequence[dict[str, Any]], score: str) -> list[RetrievedChunk]:
     return [
         RetrievedChunk(
