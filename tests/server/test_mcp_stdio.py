@@ -49,6 +49,7 @@ async def test_index_poll_search_and_errors(cli_env: dict[str, str], tmp_path: P
         assert job["status"] == "completed", job
         assert job["files_indexed"] == 4 and job["chunks_created"] > 0 and job["error_message"] is None
         assert job["started_at"] and job["completed_at"] and job["created_at"]
+        assert job["coverage_percent"] == 100, "every chunk has a vector: the client sees the coverage"
 
         ok, res = await call(session, "search_code", query="beta parser")
         assert ok and res["results"][0]["path"] == "f1.py" and "latency_ms" in res and res["total_count"] >= 1

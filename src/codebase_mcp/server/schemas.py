@@ -30,6 +30,7 @@ class JobRecord(TypedDict):
     chunks_embedded: int
     progress_percent: float
     eta_seconds: float | None
+    coverage_percent: float | None
     attempt: int
     worker_id: str | None
     heartbeat_at: str | None
@@ -60,6 +61,7 @@ class RepositoryRecord(TypedDict):
     files: int
     chunks: int
     embedded: int
+    coverage_percent: float | None
     skipped: int
 
 
