@@ -134,7 +134,7 @@ class Worker:
             task.add_done_callback(pending_push.discard)
 
         try:
-            await self.rt.indexer.index(
+            final = await self.rt.indexer.index(
                 job.repo_path,
                 project_id=job.project_id,
                 force=job.force_reindex and attempt == 1,
@@ -142,6 +142,10 @@ class Worker:
                 should_stop=should_stop,
                 fence=fence,
             )
+            # the last progress tick may still be in flight (and is cancelled below): publish the
+            # final figures before the outcome, so a completed job shows them
+            async with self.rt.db.connection() as conn:
+                await job_store.publish_progress(conn, job_id, attempt, _update(final, started))
             outcome = Outcome(JobStatus.COMPLETED, "completed")
         except LostOwnership:
             log.warning("job %s attempt %d was taken over by another worker; stopping", job_id, attempt)
