@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from codebase_mcp.core.identity import host_name
 from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path, language_for
 from codebase_mcp.core.tokens import search_text
 from codebase_mcp.core.validation import validate_root
@@ -95,7 +96,7 @@ class Indexer:
 
         async with self.db.connection() as conn:
             await index_store.ensure_project(conn, project_id)
-            repo_id = await index_store.ensure_repository(conn, project_id, str(root), root.name)
+            repo_id = await index_store.ensure_repository(conn, project_id, str(root), root.name, host_name())
         async with self.db.connection() as conn:
             model_id = await index_store.ensure_model(conn, self.model.name, self.model.dimension)
         async with self.db.connection() as conn:

@@ -20,6 +20,7 @@ import psutil
 from codebase_mcp.core.identity import process_id
 from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate, Progress
 from codebase_mcp.errors import Cancelled, CodebaseError, DatabaseUnavailable, JobTimedOut, LostOwnership
+from codebase_mcp.indexing.locks import RepositoryLocks
 from codebase_mcp.runtime import Runtime
 from codebase_mcp.storage import job_store
 from codebase_mcp.storage.database import Conn
@@ -41,12 +42,15 @@ class Outcome:
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, worker_id: str | None = None) -> None:
+    def __init__(self, runtime: Runtime, worker_id: str | None = None, locks: RepositoryLocks | None = None) -> None:
         self.rt = runtime
         self.settings = runtime.settings
         self.worker_id = worker_id or new_worker_id()
         self.stopping = asyncio.Event()
         self.jobs_run = 0
+        self.current: Job | None = None  # the job this worker is running
+        # shared with a watcher in the same process (the daemon): a job and a sync take turns
+        self.locks = locks or RepositoryLocks()
         # an outcome that could not be written because the database was down; written on reconnect
         self._unrecorded: tuple[uuid.UUID, int, Outcome] | None = None
 
@@ -94,7 +98,12 @@ class Worker:
             )
         if job is None:
             return False
-        await self._execute(job)
+        self.current = job
+        try:
+            async with self.locks.of(job.repo_path):
+                await self._execute(job)
+        finally:
+            self.current = None
         self.jobs_run += 1
         return True
 
