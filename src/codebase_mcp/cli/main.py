@@ -122,7 +122,7 @@ async def _queue_job(settings: Settings, path: str, project: str, force: bool) -
             job, created = await job_store.create_job(conn, project, root, force)
     finally:
         await db.close()
-    info = await daemon_client.ensure_running(settings.home)
+    info = await daemon_client.hand_over(settings.home)
     already = "" if created else " (a job for this repository was already active: this is that job)"
     out.print(f"job {job.id} queued{already}; the daemon (pid {info['pid']}) runs it.", highlight=False)
     out.print(f"follow it with: codebase-mcp jobs {job.id}", highlight=False)

@@ -122,6 +122,14 @@ async def ensure_running(home: Path, *, timeout: float = START_TIMEOUT) -> dict[
             )
 
 
+async def hand_over(home: Path, *, timeout: float = START_TIMEOUT) -> dict[str, Any]:
+    """A job was queued: make sure the daemon runs, and have it look for the job now."""
+    info = await ensure_running(home, timeout=timeout)
+    with contextlib.suppress(NotRunning):
+        await request(home, "wake", timeout=10.0)
+    return info
+
+
 async def stay_attached(home: Path, stopping: asyncio.Event) -> None:
     """Keep the daemon running while this process runs (an MCP server): start it if none runs, hold a
     connection it counts as a client, and start a new one if it dies (killed, crashed). A daemon that

@@ -56,7 +56,8 @@ class Daemon:
         self.settings = runtime.settings
         self.paths = paths
         self.locks = RepositoryLocks()
-        self.worker = Worker(runtime, locks=self.locks)
+        # jobs queued through us (servers, the CLI) wake the worker at once; the slow poll finds the others
+        self.worker = Worker(runtime, locks=self.locks, poll_seconds=max(self.settings.job_poll_seconds, 5.0))
         self.watcher = Watcher(runtime, self.locks, self.touch) if self.settings.watch else None
         self.stopping = asyncio.Event()
         self.attached: set[asyncio.StreamWriter] = set()
@@ -123,14 +124,17 @@ class Daemon:
             if self.attached or self.worker.current is not None or (self.watcher and self.watcher.busy):
                 self.touch()
                 continue
+            if time.monotonic() - self.last_activity <= self.settings.daemon_idle_seconds:
+                continue
             try:
                 async with self.rt.db.connection() as conn:
                     waiting = await job_store.claimable_count(conn, self.settings.job_heartbeat_timeout_seconds)
             except DatabaseUnavailable:
                 waiting = 1  # cannot tell: stay, the worker retries
             if waiting:
+                self.worker.wake()
                 self.touch()
-            elif time.monotonic() - self.last_activity > self.settings.daemon_idle_seconds:
+            else:
                 self.stop(f"idle for {self.settings.daemon_idle_seconds:g} s")
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -185,6 +189,9 @@ class Daemon:
     async def _handle(self, op: str, args: dict[str, Any]) -> Any:
         if op == "status":
             return self.status()
+        if op == "wake":
+            self.worker.wake()
+            return {"woken": True}
         if op == "stop":
             self.stop("asked to stop")
             return {"stopping": True, "pid": os.getpid()}
@@ -201,7 +208,7 @@ class Daemon:
             )
             self.searches += 1
             return response.to_dict()
-        raise InvalidInput(f"Unknown daemon request {op!r}: expected status, stop, search or attach.")
+        raise InvalidInput(f"Unknown daemon request {op!r}: expected status, wake, stop, search or attach.")
 
 
 async def serve(settings: Settings) -> int:

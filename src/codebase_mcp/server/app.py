@@ -368,7 +368,8 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 return {"job_id": str(job.id), "status": str(job.status), "project_id": project, "message": exc.message}
             job, created = await job_store.create_job(conn, project, root, force_reindex)
         if settings.run_worker and settings.daemon:
-            await daemon_client.ensure_running(settings.home)  # the job finishes even if this server stops
+            # the daemon runs the job, which finishes even if this server stops right after this call
+            await daemon_client.hand_over(settings.home, timeout=20.0)
         message = (
             "indexing job queued: poll get_indexing_status every few seconds"
             if created
