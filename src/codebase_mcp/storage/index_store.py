@@ -16,6 +16,7 @@ from codebase_mcp.errors import Conflict
 from codebase_mcp.storage.database import Conn
 
 _INDEX_LOCK = 0x686E7377  # advisory lock while creating a model's vector index
+REPOSITORY_LOCK = 0x72657078  # advisory lock space: one index run per repository (key: its id)
 
 # Called inside each write transaction with what it commits; raises to roll it back (job fencing).
 Fence = Callable[[Conn, BatchStats], Awaitable[None]]
