@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,7 @@ async def main() -> None:
         rows.append(("idle daemon: RSS", f"{proc.memory_info().rss / 2**20:.0f} MiB"))
     finally:
         subprocess.run([EXE, "daemon", "stop"], env=env, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
     rows.append(("load average (1 min) at the end", f"{os.getloadavg()[0]:.1f}"))
     print(table(rows, "Freshness through the daemon"))
 
