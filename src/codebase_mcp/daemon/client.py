@@ -135,10 +135,12 @@ async def stay_attached(home: Path, stopping: asyncio.Event) -> None:
     connection it counts as a client, and start a new one if it dies (killed, crashed). A daemon that
     was asked to stop (`codebase-mcp daemon stop`) is not restarted here; the next job start does."""
     paths = DaemonPaths.of(home)
+    failures = 0
     while not stopping.is_set():
         stopped_on_request = False
         try:
             await ensure_running(home)
+            failures = 0
             reader, writer = await _connect(paths)
             try:
                 writer.write(b'{"op": "attach"}\n')
@@ -167,9 +169,10 @@ async def stay_attached(home: Path, stopping: asyncio.Event) -> None:
         except (NotRunning, OSError, ValueError) as exc:
             log.warning("lost the background daemon: %s", exc)
         except DaemonError as exc:
+            failures += 1
             log.warning("%s", exc.message)
         if stopped_on_request:
             await stopping.wait()
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), 1.0)
+        with contextlib.suppress(TimeoutError):  # a daemon that cannot start is retried ever less often
+            await asyncio.wait_for(stopping.wait(), min(1.0 * 2**failures, 300.0))
