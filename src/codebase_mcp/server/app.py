@@ -27,7 +27,7 @@ from codebase_mcp.core import untrusted
 from codebase_mcp.core.validation import check_project_id, validate_client_path
 from codebase_mcp.daemon import client as daemon_client
 from codebase_mcp.domain import SearchFilters
-from codebase_mcp.errors import CodebaseError, DatabaseUnavailable, InvalidInput, NotFound
+from codebase_mcp.errors import CodebaseError, DaemonError, DatabaseUnavailable, InvalidInput, NotFound
 from codebase_mcp.jobs.worker import Worker
 from codebase_mcp.runtime import Runtime, open_runtime
 from codebase_mcp.search import symbols
@@ -369,7 +369,13 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             job, created = await job_store.create_job(conn, project, root, force_reindex)
         if settings.run_worker and settings.daemon:
             # the daemon runs the job, which finishes even if this server stops right after this call
-            await daemon_client.hand_over(settings.home, timeout=20.0)
+            try:
+                await daemon_client.hand_over(settings.home, timeout=20.0)
+            except DaemonError as exc:
+                raise DaemonError(
+                    f"{exc.message} Job {job.id} is queued and runs once the daemon starts (`codebase-mcp daemon "
+                    "start`); or set CODEBASE_MCP_DAEMON=false to run jobs inside the server."
+                ) from None
         message = (
             "indexing job queued: poll get_indexing_status every few seconds"
             if created
