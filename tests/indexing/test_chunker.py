@@ -20,7 +20,7 @@ EXPECTED_SYMBOLS = {
     "native/strutil.c": {"reverse_string"},
     "native/matrix.cpp": {"linalg", "linalg.Matrix"},
     "native/Mailer.cs": {"App.Mail", "App.Mail.Mailer"},
-    "native/slugify.rb": {"TextUtils"},
+    "native/slugify.rb": {"TextUtils", "TextUtils.slugify"},
     "native/cart.php": {"ShoppingCart"},
     "native/Geometry.kt": {"Circle"},
     "native/Temperature.swift": {"Temperature"},

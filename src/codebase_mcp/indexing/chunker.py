@@ -74,8 +74,9 @@ _NAME_TYPES = frozenset(
     }
 )
 # Namespaces only group definitions: their members are always chunks of their own (a class inside a C++
-# namespace is found by its name), whatever the namespace's size; functions in them stay functions.
-_NAMESPACES = frozenset({"namespace_definition", "namespace_declaration", "internal_module", "mod_item"})
+# namespace or a Ruby module is found by its name), whatever the namespace's size; functions in them stay
+# functions.
+_NAMESPACES = frozenset({"namespace_definition", "namespace_declaration", "internal_module", "mod_item", "module"})
 _WRAPPERS = frozenset({"export_statement", "template_declaration", "ambient_declaration"})
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _MD_FENCE = re.compile(r"^\s*(```|~~~)")
@@ -235,7 +236,7 @@ def _unwrap(node: ts.Node) -> ts.Node:
 def _has_body(node: ts.Node) -> bool:
     """A namespace or module with a body (``namespace a { ... }``, not ``mod a;``)."""
     return node.child_by_field_name("body") is not None or any(
-        c.type in {"declaration_list", "statement_block"} for c in node.named_children
+        c.type in {"declaration_list", "statement_block", "body_statement"} for c in node.named_children
     )
 
 
@@ -272,7 +273,8 @@ def _syntax_segments(root: ts.Node, budget: int) -> list[_Segment]:
             namespace = child.type in _NAMESPACES and _has_body(child)
             if (too_big or namespace) and not arrow and _is_container(child):
                 segments.append(_Segment(start, outer.end_point[0], "container:" + kind, symbol))
-                stack.append((child.named_children, 0, symbol, not namespace))
+                # functions in a C++/C#/Rust/TypeScript namespace stay functions; a Ruby module's are methods
+                stack.append((child.named_children, 0, symbol, not namespace or child.type == "module"))
             else:
                 segments.append(_Segment(start, outer.end_point[0], kind, symbol))
         elif child.named_child_count:

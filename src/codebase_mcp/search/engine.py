@@ -126,7 +126,12 @@ class SearchEngine:
         candidates = fuse(keyword, dense, query_kind(query, bare_word=params.bare_word), self.weights)
         if rank:
             definitions = await self._definitions(query, repo_ids, filters)
-            candidates = rerank(with_definitions(candidates, definitions), query, params)
+            candidates = with_definitions(candidates, definitions)
+            texts = None
+            if asked_names(query, bare_word=params.bare_word, inside=params.inside):
+                async with self.db.connection() as conn:  # defining lines of the asked names
+                    texts = await search_store.chunk_texts(conn, [c.chunk_id for c in candidates])
+            candidates = rerank(candidates, query, params, texts)
         hits = await self._hydrate(candidates[:limit], max_chars)
         return SearchResponse(query, hits, len(candidates), _ms(started), mode, warning[0] if warning else None)
 

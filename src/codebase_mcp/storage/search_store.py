@@ -77,19 +77,17 @@ class Bm25Stats:
 
 async def bm25_stats(conn: Conn, repo_ids: list[int], lexes: list[str]) -> Bm25Stats:
     cur = await conn.execute(
-        "SELECT coalesce(sum(chunks), 0)::bigint AS n, coalesce(sum(total_len), 0)::bigint AS total "
-        "FROM bm25_docs WHERE repository_id = ANY(%s)",
-        (repo_ids,),
+        "SELECT (SELECT coalesce(sum(chunks), 0)::bigint FROM bm25_docs WHERE repository_id = ANY(%(repos)s)) AS n, "
+        " (SELECT coalesce(sum(total_len), 0)::bigint FROM bm25_docs WHERE repository_id = ANY(%(repos)s)) AS total, "
+        " (SELECT coalesce(json_object_agg(lexeme, df), '{}'::json) FROM ("
+        "   SELECT lexeme, sum(df)::bigint AS df FROM bm25_terms "
+        "   WHERE repository_id = ANY(%(repos)s) AND lexeme = ANY(%(lexes)s) GROUP BY lexeme) t) AS df",
+        {"repos": repo_ids, "lexes": lexes},
     )
     row = await cur.fetchone()
     n = int(row["n"]) if row else 0
     total = int(row["total"]) if row else 0
-    cur = await conn.execute(
-        "SELECT lexeme, sum(df)::bigint AS df FROM bm25_terms "
-        "WHERE repository_id = ANY(%s) AND lexeme = ANY(%s) GROUP BY lexeme",
-        (repo_ids, lexes),
-    )
-    df = {r["lexeme"]: int(r["df"]) for r in await cur.fetchall()}
+    df = {str(k): int(v) for k, v in (row["df"] if row else {}).items()}
     return Bm25Stats(chunks=n, avgdl=total / n if n else 1.0, df=df)
 
 
@@ -260,7 +258,7 @@ async def keyword_search(
         "  WHERE p.repository_id = r.id AND p.lexeme = q.lexeme "
         "  ORDER BY p.impact DESC, p.chunk_id LIMIT %(depth)s) p), "
         "cuts AS (SELECT repo, lexeme, min(impact) AS impact FROM top GROUP BY 1, 2 HAVING count(*) >= %(depth)s), "
-        "partial AS (SELECT chunk_id, sum(part) AS partial FROM top GROUP BY chunk_id), "
+        "partial AS (SELECT chunk_id, sum(part) AS partial FROM top GROUP BY chunk_id {prelimit}), "
         "best AS ("
         " SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines, "
         "  c.tsv, c.doc_len, partial.partial "
@@ -270,7 +268,12 @@ async def keyword_search(
         " NULL::text AS cut_lexeme, NULL::bigint AS cut_repo, NULL::real AS cut_impact, "
         " {score} AS score FROM best b "
         "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, lexeme, repo, impact, NULL FROM cuts"
-    ).format(where=where, score=sql.SQL("b.partial") if whole else exact_score)
+    ).format(
+        where=where,
+        score=sql.SQL("b.partial") if whole else exact_score,
+        # without filters, only the best partial scores need their chunk rows
+        prelimit=sql.SQL("" if conds else "ORDER BY partial DESC, chunk_id LIMIT %(rescored)s"),
+    )
     params.update(
         repos=repo_ids, k1=K1, b=B, avgdl=stats.avgdl, lex=present, idf=idf, depth=POSTINGS_DEPTH, rescored=rescored
     )
@@ -362,28 +365,42 @@ async def dense_candidates(
     return retrieved_chunks(rows, "distance")
 
 
+async def chunk_texts(conn: Conn, chunk_ids: list[int]) -> dict[int, str]:
+    """Stored text of these chunks (the ranking stage reads their defining lines)."""
+    cur = await conn.execute("SELECT id, content FROM chunks WHERE id = ANY(%s)", (chunk_ids,))
+    return {r["id"]: r["content"] for r in await cur.fetchall()}
+
+
 async def chunk_contexts(conn: Conn, chunk_ids: list[int], lines: int) -> dict[int, ChunkContext]:
-    """Stored text of these chunks and up to ``lines`` lines of the stored file around each."""
+    """Stored text of these chunks and up to ``lines`` lines of the file around each. The lines around
+    come from the neighbouring chunks (every non-blank line of a file is in exactly one chunk, in
+    ``ordinal`` order), so the file's whole text is never read: a line in no chunk is blank."""
     cur = await conn.execute(
         "SELECT c.id, c.start_line, c.end_line, c.content, r.id AS repository_id, r.name AS repository, "
-        " array_to_string((string_to_array(f.content, E'\\n'))"
-        "   [greatest(c.start_line - %(n)s, 1):c.start_line - 1], E'\\n') AS before, "
-        " array_to_string((string_to_array(f.content, E'\\n'))"
-        "   [c.end_line + 1:c.end_line + %(n)s], E'\\n') AS after "
+        " f.line_count, "
+        " (SELECT coalesce(json_agg(json_build_array(a.start_line, a.content)), '[]'::json) FROM chunks a "
+        "  WHERE a.file_id = c.file_id AND a.ordinal BETWEEN c.ordinal - %(n)s AND c.ordinal + %(n)s "
+        "   AND a.id <> c.id) AS near "
         "FROM chunks c JOIN files f ON f.id = c.file_id JOIN repositories r ON r.id = c.repository_id "
         "WHERE c.id = ANY(%(ids)s)",
         {"ids": chunk_ids, "n": lines},
     )
-    return {
-        r["id"]: ChunkContext(
+    out = {}
+    for r in await cur.fetchall():
+        text: dict[int, str] = {}
+        for first, content in r["near"]:
+            for offset, line in enumerate(content.split("\n")):
+                text[first + offset] = line
+        start, end = r["start_line"], r["end_line"]
+        last = min(end + lines, r["line_count"])
+        out[r["id"]] = ChunkContext(
             chunk_id=r["id"],
             repository_id=r["repository_id"],
             repository=r["repository"],
-            start_line=r["start_line"],
-            end_line=r["end_line"],
+            start_line=start,
+            end_line=end,
             content=r["content"],
-            before=r["before"],
-            after=r["after"],
+            before="\n".join(text.get(n, "") for n in range(max(start - lines, 1), start)),
+            after="\n".join(text.get(n, "") for n in range(end + 1, last + 1)),
         )
-        for r in await cur.fetchall()
-    }
+    return out

@@ -32,10 +32,12 @@ BEGIN
     SELECT n.repository_id, u.lexeme, count(*) FROM bm25_new n, unnest(n.tsv) u
     GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (repository_id, lexeme) DO UPDATE SET df = t.df + EXCLUDED.df;
+    -- in index order: neighbouring keys go to the same leaf pages (about a third faster than unsorted)
     INSERT INTO bm25_postings (repository_id, lexeme, chunk_id, tf, doc_len, impact)
     SELECT n.repository_id, u.lexeme, n.id, cardinality(u.positions), n.doc_len,
            bm25_impact(cardinality(u.positions), n.doc_len)
-    FROM bm25_new n, unnest(n.tsv) u;
+    FROM bm25_new n, unnest(n.tsv) u
+    ORDER BY 1, 2, 6 DESC, 3;
     RETURN NULL;
 END $$;
 
