@@ -79,11 +79,11 @@ class RankParams:
     tiny: float = 0.7  # multiplier of tiny chunks (1: no length prior)
     # when the chunk's text is known: the definition boost's share for a chunk named so whose text has
     # no line defining the name (an ``impl`` block, a later piece of a split definition) ...
-    named_only: float = 0.6
+    named_only: float = 0.4
     # ... for a chunk not named so whose text defines it (a method of a small class, a constant)
     keyword_definition: float = 0.8
     # ... and when neither its symbol nor its defining line has the query's exact spelling (case)
-    other_case: float = 0.7
+    other_case: float = 0.5
 
 
 DEFAULT = RankParams()

@@ -56,7 +56,8 @@ K1 = 1.2
 B = 0.75
 ROW_BUDGET = 5000  # estimated candidate chunks scored by the first query
 MAX_ROWS = 40000  # estimated candidate chunks beyond which the top is no longer made exact
-POSTINGS_DEPTH = 1000  # postings read per query lexeme and repository, highest impact first
+POSTINGS_DEPTH = 1000  # postings read per query lexeme and repository, highest impact first (rarest lexeme)
+MIN_DEPTH = 100  # postings read at least, for the most common lexeme
 RESCORED_PER_RESULT = 4  # chunks rescored exactly per result wanted (at least MIN_RESCORED)
 MIN_RESCORED = 200
 IMPACT_AVGDL = 100.0  # the reference length of bm25_impact() (migration 0008)
@@ -240,8 +241,11 @@ async def keyword_search(
     conds, params = conditions(filters)
     where = sql.SQL(" AND ").join([sql.SQL("TRUE"), *conds])
     rescored = max(RESCORED_PER_RESULT * limit, MIN_RESCORED)
-    # every lexeme's postings fit in the depth: the partial scores are the scores
-    whole = all(stats.df[lex] <= POSTINGS_DEPTH for lex in present)
+    # a lexeme's depth follows its weight: the rarest reads POSTINGS_DEPTH, a word in most chunks (low
+    # idf, little to add to any score) fewer, at least MIN_DEPTH
+    depth = [max(MIN_DEPTH, round(POSTINGS_DEPTH * w / max(idf))) for w in idf]
+    # every lexeme's postings fit in its depth: the partial scores are the scores
+    whole = all(stats.df[lex] <= d for lex, d in zip(present, depth, strict=True))
     exact_score = sql.SQL(
         "(SELECT sum(q.idf * cardinality(u.positions) / (cardinality(u.positions) + %(k1)s * "
         "   (1 - %(b)s + %(b)s * b.doc_len / %(avgdl)s))) "
@@ -249,15 +253,16 @@ async def keyword_search(
         " JOIN unnest(%(lex)s::text[], %(idf)s::float8[]) AS q(lexeme, idf) ON q.lexeme = u.lexeme)"
     )
     stmt = sql.SQL(
-        "WITH q AS (SELECT * FROM unnest(%(lex)s::text[], %(idf)s::float8[]) AS q(lexeme, idf)), "
+        "WITH q AS (SELECT * FROM unnest(%(lex)s::text[], %(idf)s::float8[], %(depth)s::int[]) "
+        " AS q(lexeme, idf, depth)), "
         "top AS MATERIALIZED ("
-        " SELECT r.id AS repo, q.lexeme, p.chunk_id, p.impact, "
+        " SELECT r.id AS repo, q.lexeme, q.depth, p.chunk_id, p.impact, "
         "  q.idf * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.doc_len / %(avgdl)s)) AS part "
         " FROM unnest(%(repos)s::bigint[]) AS r(id) CROSS JOIN q CROSS JOIN LATERAL ("
         "  SELECT p.chunk_id, p.tf, p.doc_len, p.impact FROM bm25_postings p "
         "  WHERE p.repository_id = r.id AND p.lexeme = q.lexeme "
-        "  ORDER BY p.impact DESC, p.chunk_id LIMIT %(depth)s) p), "
-        "cuts AS (SELECT repo, lexeme, min(impact) AS impact FROM top GROUP BY 1, 2 HAVING count(*) >= %(depth)s), "
+        "  ORDER BY p.impact DESC, p.chunk_id LIMIT q.depth) p), "
+        "cuts AS (SELECT repo, lexeme, min(impact) AS impact FROM top GROUP BY 1, 2, depth HAVING count(*) >= depth), "
         "partial AS (SELECT chunk_id, sum(part) AS partial FROM top GROUP BY chunk_id {prelimit}), "
         "best AS ("
         " SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines, "
@@ -274,9 +279,7 @@ async def keyword_search(
         # without filters, only the best partial scores need their chunk rows
         prelimit=sql.SQL("" if conds else "ORDER BY partial DESC, chunk_id LIMIT %(rescored)s"),
     )
-    params.update(
-        repos=repo_ids, k1=K1, b=B, avgdl=stats.avgdl, lex=present, idf=idf, depth=POSTINGS_DEPTH, rescored=rescored
-    )
+    params.update(repos=repo_ids, k1=K1, b=B, avgdl=stats.avgdl, lex=present, idf=idf, depth=depth, rescored=rescored)
     cur = await conn.execute(stmt, params)
     rows = await cur.fetchall()
     hits = sorted((r for r in rows if r["id"] is not None), key=lambda r: (-float(r["score"]), r["id"]))
