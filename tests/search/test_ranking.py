@@ -22,6 +22,8 @@ from codebase_mcp.search.ranking import DEFAULT, Candidate, defines, rerank
         ("const isUndefined = typeOfTest('undefined');", "isUndefined"),
         ("  function defaultToConfig2(a, b) {", "defaultToConfig2"),
         ("  formatItem(term, width, description) {", "formatItem"),
+        ("  static async loadConfig(path) {", "loadConfig"),
+        ("export const matchRoute = (path) => {", "matchRoute"),
         ("  isFunction: function (thing) {", "isFunction"),
         ("func (b *TokenBucket) Allow() bool {", "Allow"),
         ("export interface RouteMatch {", "RouteMatch"),

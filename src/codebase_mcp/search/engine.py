@@ -114,18 +114,29 @@ class SearchEngine:
             if mode != "keyword"
             else None
         )
-        results = await asyncio.gather(*(t for t in (keyword_task, dense_task) if t is not None))
-        keyword = results[0] if keyword_task is not None else []
-        dense = results[-1] if dense_task is not None else []
 
-        if dense_task is not None and not warning:
+        async def nothing() -> list[RetrievedChunk]:
+            return []
+
+        async def unembedded() -> bool:
             async with self.db.connection() as conn:
-                if await search_store.any_unembedded(conn, repo_ids):
-                    warning.append(PARTIAL_COVERAGE)
+                return await search_store.any_unembedded(conn, repo_ids)
+
+        async def no() -> bool:
+            return False
+
+        # the arms, the definitions of asked names and the coverage check do not depend on each other
+        keyword, dense, definitions, pending = await asyncio.gather(
+            keyword_task if keyword_task is not None else nothing(),
+            dense_task if dense_task is not None else nothing(),
+            self._definitions(query, repo_ids, filters) if rank else nothing(),
+            unembedded() if dense_task is not None else no(),
+        )
+        if pending and not warning:
+            warning.append(PARTIAL_COVERAGE)
         params = self.rank_params
         candidates = fuse(keyword, dense, query_kind(query, bare_word=params.bare_word), self.weights)
         if rank:
-            definitions = await self._definitions(query, repo_ids, filters)
             candidates = with_definitions(candidates, definitions)
             texts = None
             if asked_names(query, bare_word=params.bare_word, inside=params.inside):

@@ -140,50 +140,66 @@ def _words(query: str) -> list[str]:
     return list(seen)
 
 
-def _path_share(words: list[str], path: str) -> float:
+@functools.lru_cache(maxsize=8192)
+def _path_tokens(path: str) -> frozenset[str]:
     parts = path.lower().split("/")
     names = [stem_of(path), *parts[-3:-1]]
     tokens = {t for n in names for t in code_tokens(n)} | {_flat(n) for n in names}
-    tokens = {t for t in tokens if len(t) >= 3}
+    return frozenset(t for t in tokens if len(t) >= 3)
+
+
+@functools.lru_cache(maxsize=8192)
+def _symbol_tokens(symbol: str) -> frozenset[str]:
+    return frozenset(code_tokens(symbol))
+
+
+def _path_share(words: list[str], path: str) -> float:
+    tokens = _path_tokens(path)
     matched = sum(1 for w in words if any(t.startswith(w) or w.startswith(t) for t in tokens))
     return matched / len(words) if words else 0.0
 
 
-@functools.lru_cache(maxsize=256)
-def _defining_line(name: str) -> re.Pattern[str]:
-    """A line that defines ``name``: a definition word then the name (``def self.name``, ``pub fn name``,
-    ``const NAME``), a Go method (``func (r *T) Name(``), a method or field in a class body
-    (``name(args) {``, ``name = (``), or a key of an object literal bound to a function."""
-    n = re.escape(name)
-    end = r"(?![\w$?!])"
-    return re.compile(
-        rf"(?:^|[\s(])(?:{_DEFINING})\s+(?:[\w$]+(?:\.|::))?{n}{end}"
-        rf"|\bfunc\s*\([^)]*\)\s*{n}{end}"
-        rf"|^\s*(?:(?:static|async|get|set|public|private|protected|readonly|override)\s+)*\*?{n}\s*"
-        rf"(?:<[^>\n]*>)?\s*\([^)\n]*\)\s*(?::[^{{\n]*)?\{{\s*$"
-        rf"|^\s*(?:(?:static|readonly)\s+)*{n}\s*[:=]\s*(?:async\s+)?(?:function\b|\([^)\n]*\)\s*=>)",
-        re.MULTILINE,
-    )
+# a line that defines a name: a definition word then the name (``def self.name``, ``pub fn name``,
+# ``const NAME``), a Go method (``func (r *T) Name(``), a method or field in a class body (``name(args) {``,
+# ``name = (``), or a key of an object literal bound to a function; the name is the captured group
+_DEFINED = re.compile(
+    r"^\s*(?:(?:static|async|get|set|public|private|protected|readonly|override)\s+)*\*?(?P<c>[\w$]+[?!]?)\s*"
+    r"(?:<[^>\n]*>)?\s*\([^)\n]*\)\s*(?::[^{\n]*)?\{\s*$"
+    r"|^\s*(?:(?:static|readonly)\s+)*(?P<d>[\w$]+)\s*[:=]\s*(?:async\s+)?(?:function\b|\([^)\n]*\)\s*=>)"
+    r"|\bfunc\s*\([^)]*\)\s*(?P<b>[\w$]+)"
+    rf"|(?:^|[\s(])(?:{_DEFINING})\s+(?:[\w$]+(?:\.|::))?(?P<a>[\w$]+[?!]?)",
+    re.MULTILINE,
+)
+
+
+def defined_names(text: str, among: Iterable[str] | None = None) -> frozenset[str]:
+    """The names ``text`` has a defining line for (``_DEFINED``), as spelled; with ``among``, only the
+    lines that mention one of those names (any case) are read."""
+    if among is not None:
+        wanted = [n.lower() for n in among]
+        if not any(n in text.lower() for n in wanted):
+            return frozenset()
+        text = "\n".join(line for line in text.split("\n") if any(n in line.lower() for n in wanted))
+    return frozenset(next(g for g in m.groups() if g) for m in _DEFINED.finditer(text))
 
 
 def defines(text: str, name: str, *, ignore_case: bool = False) -> bool:
-    """Whether ``text`` has a line defining ``name`` (``_defining_line``), comments aside."""
-    if (name.lower() if ignore_case else name) not in (text.lower() if ignore_case else text):
-        return False
-    pattern = _defining_line(name)
+    """Whether ``text`` has a line defining ``name``."""
+    names = defined_names(text)
     if ignore_case:
-        pattern = re.compile(pattern.pattern, re.MULTILINE | re.IGNORECASE)
-    return pattern.search(text) is not None
+        return name.lower() in {n.lower() for n in names}
+    return name in names
 
 
-def _definition_share(c: Candidate, name: str, text: str | None, p: RankParams) -> float:
-    """How much of the definition boost ``c`` gets for the asked ``name`` (as spelled)."""
+def _definition_share(c: Candidate, name: str, defined: frozenset[str] | None, p: RankParams) -> float:
+    """How much of the definition boost ``c`` gets for the asked ``name`` (as spelled), given the names
+    its text defines (``None``: text unknown)."""
     own = spelled_tail(c.symbol) if c.symbol else ""
     named = own.lower() == name.lower()
-    if text is None:  # text unknown: the chunk's own symbol decides
+    if defined is None:  # text unknown: the chunk's own symbol decides
         return 1.0 if named else 0.0
-    exact = defines(text, name)
-    loose = exact or defines(text, name, ignore_case=True)
+    exact = name in defined
+    loose = exact or name.lower() in {n.lower() for n in defined}
     if named:
         share = 1.0 if loose else p.named_only
     elif loose:
@@ -209,6 +225,7 @@ def rerank(
     wants_compat = bool(terms & _COMPAT_WORDS)
     natural = query_kind(query, bare_word=p.bare_word) == "natural"
     names = asked_spellings(query, bare_word=p.bare_word, inside=p.inside)
+    spellings = [name for name, _ in names]
     words = _words(query) if natural else []
     spelled = [w for w in re.split(r"[\s.:#>-]+", query.strip()) if w]
     qualified = _qualified(".".join(spelled)) if natural and 1 < len(spelled) <= 4 else ""
@@ -236,8 +253,9 @@ def rerank(
             c.signals["definition"] = 1.0
         elif names:
             text = texts.get(c.chunk_id) if texts is not None else None
+            defined = defined_names(text, spellings) if text is not None else None
             for name, strength in names:
-                share = _definition_share(c, name, text, p)
+                share = _definition_share(c, name, defined, p)
                 if share:
                     boost += p.definition * strength * share
                     c.signals["definition"] = strength * share
@@ -245,7 +263,7 @@ def rerank(
                         boost += p.stem * strength * share
                         c.signals["stem"] = strength * share
         if c.symbol and terms and p.symbol_words:
-            overlap = len(terms & set(code_tokens(c.symbol))) / len(terms)
+            overlap = len(terms & _symbol_tokens(c.symbol)) / len(terms)
             factor *= 1.0 + p.symbol_words * overlap
         if words and p.path_words:
             share = _path_share(words, c.path)
