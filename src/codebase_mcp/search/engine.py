@@ -115,23 +115,20 @@ class SearchEngine:
             else None
         )
 
-        async def nothing() -> list[RetrievedChunk]:
-            return []
+        async def keyword_side() -> tuple[list[RetrievedChunk], list[RetrievedChunk]]:
+            # the definitions of asked names do not depend on the arms: fetched beside the dense arm,
+            # after the keyword one (one connection at a time per side, two per search)
+            found = await keyword_task if keyword_task is not None else []
+            return found, (await self._definitions(query, repo_ids, filters) if rank else [])
 
-        async def unembedded() -> bool:
+        async def dense_side() -> tuple[list[RetrievedChunk], bool]:
+            if dense_task is None:
+                return [], False
+            found = await dense_task
             async with self.db.connection() as conn:
-                return await search_store.any_unembedded(conn, repo_ids)
+                return found, await search_store.any_unembedded(conn, repo_ids)
 
-        async def no() -> bool:
-            return False
-
-        # the arms, the definitions of asked names and the coverage check do not depend on each other
-        keyword, dense, definitions, pending = await asyncio.gather(
-            keyword_task if keyword_task is not None else nothing(),
-            dense_task if dense_task is not None else nothing(),
-            self._definitions(query, repo_ids, filters) if rank else nothing(),
-            unembedded() if dense_task is not None else no(),
-        )
+        (keyword, definitions), (dense, pending) = await asyncio.gather(keyword_side(), dense_side())
         if pending and not warning:
             warning.append(PARTIAL_COVERAGE)
         params = self.rank_params
