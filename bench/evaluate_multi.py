@@ -3,6 +3,7 @@
     python bench/eval_corpus.py                       # once: builds bench/.corpus/eval-multi
     python bench/evaluate_multi.py [--model fake|local] [--split all|tune|report]
         [--languages go,rust] [--max-queries 100] [--repos 2] [--json out.json]
+        [--kinds identifier] [--modes hybrid+rank] [--misses misses.txt]
 
 Each language of the corpus is indexed into its own project (one repository per package) in a
 throwaway embedded PostgreSQL, then every query runs through ``SearchEngine.search`` in the modes
@@ -114,7 +115,13 @@ class ReferenceBM25:
 
 
 async def run_language(
-    rt: Any, language: str, queries: list[Query], repos: int | None, res: Results, modes: list[str]
+    rt: Any,
+    language: str,
+    queries: list[Query],
+    repos: int | None,
+    res: Results,
+    modes: list[str],
+    misses: list[str] | None = None,
 ) -> dict:
     project = f"eval-{language}"
     sources = [s for s in SOURCES if s.language == language][: repos or None]
@@ -165,7 +172,18 @@ async def run_language(
             resp = await rt.search.search(q.query, project_id=project, limit=K, mode=mode, rank=rank)
             res.latency[(language, label)].append((time.perf_counter() - t0) * 1000)
             found = [ChunkRow(h.repository, h.path, h.start_line, h.end_line) for h in resp.hits]
-            res.outcomes[(language, q.kind, label)].append(ranks(q, found))
+            outcome = ranks(q, found)
+            res.outcomes[(language, q.kind, label)].append(outcome)
+            if misses is not None and outcome.chunk_rank != 1:
+                misses.append(
+                    f"[{label}] {language} {q.kind} {q.split} rank={outcome.chunk_rank} q={q.query!r} "
+                    f"want {q.repo}/{q.path}:{q.line}\n"
+                    + "".join(
+                        f"    {i}. {h.repository}/{h.path}:{h.start_line}-{h.end_line} {h.kind} {h.symbol} "
+                        f"{h.score:.3f}\n"
+                        for i, h in enumerate(resp.hits[:5], 1)
+                    )
+                )
     return {
         "language": language,
         "repositories": [s.repo for s in sources],
@@ -185,6 +203,8 @@ def select(queries: list[Query], args: argparse.Namespace) -> dict[str, list[Que
         repos = {s.repo for s in [s for s in SOURCES if s.language == language][: args.repos or None]}
         chosen: list[Query] = []
         for kind in KINDS:
+            if args.kinds and kind not in args.kinds:
+                continue
             pool = [q for q in queries if q.language == language and q.kind == kind and q.repo in repos]
             if args.split != "all":
                 pool = [q for q in pool if q.split == args.split]
@@ -267,13 +287,14 @@ async def main(args: argparse.Namespace) -> None:
     res = Results()
     info: list[dict] = []
     modes = [m for m in (args.modes or "").split(",") if m]
+    misses: list[str] | None = [] if args.misses else None
     async with open_runtime(settings) as rt:
         if args.weights:
             ident, natural = (float(x) for x in args.weights.split(","))
             rt.search.weights = FusionWeights(identifier=ident, natural=natural)
         for language in args.languages:
             t0 = time.perf_counter()
-            info.append(await run_language(rt, language, by_language[language], args.repos, res, modes))
+            info.append(await run_language(rt, language, by_language[language], args.repos, res, modes, misses))
             print(
                 f"{language}: {info[-1]['chunks']} chunks, {info[-1]['queries']} queries, "
                 f"{time.perf_counter() - t0:.0f} s",
@@ -285,6 +306,8 @@ async def main(args: argparse.Namespace) -> None:
         f"max {args.max_queries or 'all'} queries per language and kind"
     )
     print(f"# Multi-language evaluation: {header}\n\n{text}")
+    if args.misses and misses is not None:
+        Path(args.misses).write_text("".join(misses), encoding="utf-8")
     if args.json:
         data["settings"] = {"model": args.model, "split": args.split, "max_queries": args.max_queries}
         Path(args.json).write_text(json.dumps(data, indent=1), encoding="utf-8")
@@ -301,6 +324,8 @@ if __name__ == "__main__":
     parser.add_argument("--json", help="also write every figure to this JSON file")
     parser.add_argument("--weights", help="keyword weight of fusion for identifier,natural queries (e.g. 0.7,0.5)")
     parser.add_argument("--modes", help="only these modes, comma-separated labels (e.g. keyword,hybrid+rank)")
+    parser.add_argument("--kinds", type=lambda s: [x for x in s.split(",") if x], help="only these query kinds")
+    parser.add_argument("--misses", help="write each query not answered first (with its top 5) to this file")
     parsed = parser.parse_args()
     unknown = set(parsed.languages) - set(LANGUAGES)
     if unknown:

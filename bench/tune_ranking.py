@@ -27,7 +27,7 @@ from codebase_mcp.search.fusion import FusionWeights, fetch_size, fuse
 from codebase_mcp.search.query import query_kind
 from codebase_mcp.search.ranking import DEFAULT, RankParams, rerank, with_definitions
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import repo_store
+from codebase_mcp.storage import repo_store, search_store
 from eval_corpus import KINDS, LANGUAGES, QUERIES, Query, load_queries
 
 K = 10
@@ -62,7 +62,8 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
                 (sorted(chunk_ids),),
             )
             where = {r["id"]: (r["repo"], r["start_line"], r["end_line"]) for r in await cur.fetchall()}
-    return {"runs": out, "where": where}
+            texts = await search_store.chunk_texts(conn, sorted(chunk_ids))
+    return {"runs": out, "where": where, "texts": texts}
 
 
 def rank_of(q: Query, ids: list[int], paths: dict[int, str], where: dict[int, tuple[str, int, int]]) -> int | None:
@@ -87,7 +88,7 @@ def evaluate(
         cands = fuse(kw, dense, query_kind(q.query, bare_word=bare), weights)
         if params is not None:
             defs = run["defs"] if fetched and params.definition else []
-            cands = rerank(with_definitions(cands, defs), q.query, params)
+            cands = rerank(with_definitions(cands, defs), q.query, params, data.get("texts"))
         paths = {c.chunk_id: c.path for c in cands}
         r = rank_of(q, [c.chunk_id for c in cands], paths, where)
         for key in ((q.language, q.kind), (q.language, "all"), ("all", q.kind), ("all", "all")):

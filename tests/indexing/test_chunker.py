@@ -18,9 +18,9 @@ EXPECTED_SYMBOLS = {
     "native/checksum.rs": {"adler32", "Crc32Table"},
     "native/LinkedQueue.java": {"LinkedQueue"},
     "native/strutil.c": {"reverse_string"},
-    "native/matrix.cpp": {"linalg"},
-    "native/Mailer.cs": {"App.Mail"},
-    "native/slugify.rb": {"TextUtils"},
+    "native/matrix.cpp": {"linalg", "linalg.Matrix"},
+    "native/Mailer.cs": {"App.Mail", "App.Mail.Mailer"},
+    "native/slugify.rb": {"TextUtils", "TextUtils.slugify"},
     "native/cart.php": {"ShoppingCart"},
     "native/Geometry.kt": {"Circle"},
     "native/Temperature.swift": {"Temperature"},
@@ -49,6 +49,24 @@ def test_each_language_yields_its_definitions(rel: str) -> None:
     chunks = chunk_file(text, language_for(rel), 1500)
     check_invariants(text, chunks)
     assert EXPECTED_SYMBOLS[rel] <= {c.symbol for c in chunks}
+
+
+def test_namespace_members_are_chunks_whatever_the_size() -> None:
+    # a small namespace used to be one chunk named after it: its class was not found by name
+    text = (POLYGLOT / "native/matrix.cpp").read_text()
+    chunks = chunk_file(text, "cpp", 1500)
+    check_invariants(text, chunks)
+    matrix = next(c for c in chunks if c.symbol == "linalg.Matrix")
+    assert matrix.kind == "class" and matrix.content.startswith("class Matrix {")
+    assert "determinant" in matrix.content
+    text = "namespace ns {\nint add(int a, int b) { return a + b; }\n}\n"
+    chunks = chunk_file(text, "cpp", 1500)
+    check_invariants(text, chunks)
+    assert any(c.symbol == "ns.add" and c.kind == "function" for c in chunks)
+    text = "mod outer;\npub mod inner {\n    pub fn helper() -> u32 { 1 }\n}\n"
+    chunks = chunk_file(text, "rust", 1500)
+    check_invariants(text, chunks)
+    assert any(c.symbol == "inner.helper" and c.kind == "function" for c in chunks)
 
 
 def big_python_class(methods: int) -> str:

@@ -41,7 +41,21 @@ async def _stats(db: Database, repo_name: str) -> tuple[dict[str, Any], dict[str
             (rid,),
         )
         fresh_terms = {r["lexeme"]: r["df"] for r in await cur.fetchall()}
+        postings_sql = (
+            "SELECT lexeme, chunk_id, tf, doc_len, impact FROM bm25_postings WHERE repository_id = %s "
+            "ORDER BY lexeme, chunk_id"
+        )
+        cur = await conn.execute(postings_sql, (rid,))
+        postings = [tuple(r.values()) for r in await cur.fetchall()]
+        cur = await conn.execute(
+            "SELECT u.lexeme, c.id, cardinality(u.positions) AS tf, c.doc_len, "
+            " bm25_impact(cardinality(u.positions), c.doc_len) AS impact "
+            "FROM chunks c, unnest(c.tsv) u WHERE c.repository_id = %s ORDER BY 1, 2",
+            (rid,),
+        )
+        fresh_postings = [tuple(r.values()) for r in await cur.fetchall()]
     assert docs == fresh_docs and terms == fresh_terms
+    assert postings == fresh_postings and len(postings) == sum(terms.values())
     return docs, terms
 
 
@@ -79,6 +93,11 @@ async def test_statistics_follow_reindexing_and_deletion(db: Database, settings:
         cur = await conn.execute(
             "SELECT count(*) AS n FROM bm25_docs t "
             "WHERE NOT EXISTS (SELECT 1 FROM repositories r WHERE r.id = t.repository_id)"
+        )
+        assert (await cur.fetchone() or {})["n"] == 0
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM bm25_postings p "
+            "WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = p.chunk_id)"
         )
         assert (await cur.fetchone() or {})["n"] == 0
 
@@ -126,6 +145,49 @@ async def test_exact_top_under_a_small_row_budget(
         budgeted = await keyword_candidates(conn, repos, SearchFilters(), lexes, 5)
     assert [(c.chunk_id, round(c.score, 9)) for c in budgeted] == [(c.chunk_id, round(c.score, 9)) for c in full]
     assert full and all(a.score >= b.score for a, b in itertools.pairwise(full))
+
+
+async def test_postings_read_to_a_depth_match_the_exact_top(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading each lexeme's postings only to a small depth (its best impacts) gives the exact top when
+    the search says so, and the same scores as scoring every GIN candidate."""
+    repo = tmp_path / "r"
+    repo.mkdir()
+    for i in range(40):
+        words = " ".join(["value"] * (1 + i % 5) + ["parse"] * (i % 3) + ["token"] * (i % 7 == 0))
+        (repo / f"m{i}.py").write_text(f"def fn_{i}(value):\n    # {words}\n    return value + {i}\n")
+    for i in range(2):  # far above the rest for "value" and "parse"
+        (repo / f"hot{i}.py").write_text(f"def hot_{i}(value):\n    # {'value parse ' * 30}\n    return value\n")
+    await Indexer(db, FakeEmbeddingModel(), settings).index(repo)
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT array_agg(id) AS ids FROM repositories")
+        repos = (await cur.fetchone() or {})["ids"]
+        proven = 0
+        queries: list[list[str]] = [["value"], ["value", "parse"], ["parse", "token", "return"]]
+        for terms in queries:
+            lexes = await lexemes(conn, terms)
+            exact = await search_store.keyword_candidates_gin(conn, repos, SearchFilters(), lexes, 5)
+            full, full_exact = await search_store.keyword_search(conn, repos, SearchFilters(), lexes, 5)
+            assert full_exact
+            assert [(c.chunk_id, round(c.score, 9)) for c in full] == [(c.chunk_id, round(c.score, 9)) for c in exact]
+            monkeypatch.setattr(search_store, "POSTINGS_DEPTH", 6)
+            monkeypatch.setattr(search_store, "MIN_DEPTH", 3)
+            cut, cut_exact = await search_store.keyword_search(conn, repos, SearchFilters(), lexes, 2)
+            proven += cut_exact
+            monkeypatch.undo()
+            found = {c.chunk_id: round(c.score, 9) for c in exact}
+            assert all(found.get(c.chunk_id, round(c.score, 9)) == round(c.score, 9) for c in cut)
+            if cut_exact:
+                assert [c.chunk_id for c in cut] == [c.chunk_id for c in exact[:2]]
+        assert proven  # the lists were cut, and the bound still proved the top
+        # a filter that leaves too few chunks among the postings read falls back to every candidate
+        monkeypatch.setattr(search_store, "POSTINGS_DEPTH", 2)
+        monkeypatch.setattr(search_store, "MIN_DEPTH", 2)
+        lexes = await lexemes(conn, ["value"])
+        glob = SearchFilters(path_glob="m3*.py")
+        narrow, _ = await search_store.keyword_search(conn, repos, glob, lexes, 5)
+        assert len(narrow) == 5 and all(c.path.startswith("m3") for c in narrow)
 
 
 async def test_keyword_arm_filters_and_literals(db: Database, settings: Settings, polyglot: Path) -> None:

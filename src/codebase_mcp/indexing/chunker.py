@@ -73,6 +73,10 @@ _NAME_TYPES = frozenset(
         "generic_type",
     }
 )
+# Namespaces only group definitions: their members are always chunks of their own (a class inside a C++
+# namespace or a Ruby module is found by its name), whatever the namespace's size; functions in them stay
+# functions.
+_NAMESPACES = frozenset({"namespace_definition", "namespace_declaration", "internal_module", "mod_item", "module"})
 _WRAPPERS = frozenset({"export_statement", "template_declaration", "ambient_declaration"})
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _MD_FENCE = re.compile(r"^\s*(```|~~~)")
@@ -229,6 +233,13 @@ def _unwrap(node: ts.Node) -> ts.Node:
     return node
 
 
+def _has_body(node: ts.Node) -> bool:
+    """A namespace or module with a body (``namespace a { ... }``, not ``mod a;``)."""
+    return node.child_by_field_name("body") is not None or any(
+        c.type in {"declaration_list", "statement_block", "body_statement"} for c in node.named_children
+    )
+
+
 def _syntax_segments(root: ts.Node, budget: int) -> list[_Segment]:
     """Definitions in document order. Iterative (an explicit stack, not recursion): syntax trees of
     hostile or generated files nest tens of thousands of levels deep."""
@@ -259,9 +270,11 @@ def _syntax_segments(root: ts.Node, budget: int) -> list[_Segment]:
             receiver = child.child_by_field_name("receiver") is not None
             kind = "function" if arrow else _kind(child, inside or receiver)
             too_big = outer.end_byte - outer.start_byte > budget
-            if too_big and not arrow and _is_container(child):
+            namespace = child.type in _NAMESPACES and _has_body(child)
+            if (too_big or namespace) and not arrow and _is_container(child):
                 segments.append(_Segment(start, outer.end_point[0], "container:" + kind, symbol))
-                stack.append((child.named_children, 0, symbol, True))
+                # functions in a C++/C#/Rust/TypeScript namespace stay functions; a Ruby module's are methods
+                stack.append((child.named_children, 0, symbol, not namespace or child.type == "module"))
             else:
                 segments.append(_Segment(start, outer.end_point[0], kind, symbol))
         elif child.named_child_count:

@@ -114,19 +114,32 @@ class SearchEngine:
             if mode != "keyword"
             else None
         )
-        results = await asyncio.gather(*(t for t in (keyword_task, dense_task) if t is not None))
-        keyword = results[0] if keyword_task is not None else []
-        dense = results[-1] if dense_task is not None else []
 
-        if dense_task is not None and not warning:
+        async def keyword_side() -> tuple[list[RetrievedChunk], list[RetrievedChunk]]:
+            # the definitions of asked names do not depend on the arms: fetched beside the dense arm,
+            # after the keyword one (one connection at a time per side, two per search)
+            found = await keyword_task if keyword_task is not None else []
+            return found, (await self._definitions(query, repo_ids, filters) if rank else [])
+
+        async def dense_side() -> tuple[list[RetrievedChunk], bool]:
+            if dense_task is None:
+                return [], False
+            found = await dense_task
             async with self.db.connection() as conn:
-                if await search_store.any_unembedded(conn, repo_ids):
-                    warning.append(PARTIAL_COVERAGE)
+                return found, await search_store.any_unembedded(conn, repo_ids)
+
+        (keyword, definitions), (dense, pending) = await asyncio.gather(keyword_side(), dense_side())
+        if pending and not warning:
+            warning.append(PARTIAL_COVERAGE)
         params = self.rank_params
         candidates = fuse(keyword, dense, query_kind(query, bare_word=params.bare_word), self.weights)
         if rank:
-            definitions = await self._definitions(query, repo_ids, filters)
-            candidates = rerank(with_definitions(candidates, definitions), query, params)
+            candidates = with_definitions(candidates, definitions)
+            texts = None
+            if asked_names(query, bare_word=params.bare_word, inside=params.inside):
+                async with self.db.connection() as conn:  # defining lines of the asked names
+                    texts = await search_store.chunk_texts(conn, [c.chunk_id for c in candidates])
+            candidates = rerank(candidates, query, params, texts)
         hits = await self._hydrate(candidates[:limit], max_chars)
         return SearchResponse(query, hits, len(candidates), _ms(started), mode, warning[0] if warning else None)
 

@@ -15,7 +15,8 @@ from typing import Literal
 
 QueryKind = Literal["identifier", "natural"]
 
-_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\.|::|->|#)[A-Za-z_$][\w$]*)*(?:\(\))?")
+# a trailing ? or ! belongs to the name in Ruby (``stale?``, ``reset!``)
+_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\.|::|->|#)[A-Za-z_$][\w$]*)*[?!]?(?:\(\))?")
 _SEPARATORS = (".", "::", "->", "#")
 _TAIL = re.compile(r"^.*[.:#\\/> ]")  # as symbol_tail() in migration 0005
 MIN_BARE_WORD = 3
@@ -39,24 +40,37 @@ def query_kind(query: str, *, bare_word: bool = True) -> QueryKind:
     return "identifier" if bare_word and len(q) >= MIN_BARE_WORD else "natural"
 
 
+def spelled_tail(name: str) -> str:
+    """The last segment of a qualified name as written (``Foo::Bar()`` -> ``Bar``)."""
+    return _TAIL.sub("", name.removesuffix("()").replace("->", "."))
+
+
 def tail(name: str) -> str:
     """The last segment of a qualified name, lower case (``Foo.bar()`` -> ``bar``)."""
-    return _TAIL.sub("", name.removesuffix("()").replace("->", ".")).lower()
+    return spelled_tail(name).lower()
 
 
-def asked_names(query: str, *, bare_word: bool = True, inside: float = 0.5) -> list[tuple[str, float]]:
-    """The symbol names a query asks for (last segment, lower case), each with its strength: 1 for an
+def asked_spellings(query: str, *, bare_word: bool = True, inside: float = 0.5) -> list[tuple[str, float]]:
+    """The symbol names a query asks for (last segment, as written), each with its strength: 1 for an
     identifier query, ``inside`` for code-like identifiers inside a natural-language query."""
     q = query.strip()
     if query_kind(q, bare_word=bare_word) == "identifier":
-        name = tail(q)
+        name = spelled_tail(q)
         return [(name, 1.0)] if name else []
     names: dict[str, float] = {}
     for word in q.split():
-        word = word.strip(",;:!?\"'`[]{}<>")
+        word = word.strip(",;:!?\"'`[]{}<>")  # in a sentence, a final ? or ! is punctuation
         word = word.rstrip(".")
         if _IDENTIFIER.fullmatch(word) and _codelike(word):
-            name = tail(word)
+            name = spelled_tail(word)
             if len(name) >= MIN_BARE_WORD:
                 names.setdefault(name, inside)
     return sorted(names.items()) if inside > 0 else []
+
+
+def asked_names(query: str, *, bare_word: bool = True, inside: float = 0.5) -> list[tuple[str, float]]:
+    """``asked_spellings`` in lower case (as ``symbol_tail`` stores them), one per name."""
+    names: dict[str, float] = {}
+    for name, strength in asked_spellings(query, bare_word=bare_word, inside=inside):
+        names.setdefault(name.lower(), strength)
+    return sorted(names.items())

@@ -2,10 +2,17 @@
 
 In order, for each candidate (``top`` is the best fused score, so boosts are on the fused scale):
 
-- **definitions of the asked symbol** (search/query.py ``asked_names``): a chunk whose own parsed symbol
-  ends in the asked name gets ``+definition * top``, ``+stem * top`` more when its file's stem is that
-  name too; identifiers inside a natural-language query count at their (half) strength. Definitions
-  that neither arm returned are added first (``with_definitions``, fetched by the engine);
+- **definitions of the asked symbol** (search/query.py ``asked_spellings``): a chunk whose own parsed
+  symbol ends in the asked name gets ``+definition * top``, ``+stem * top`` more when its file's stem is
+  that name too; identifiers inside a natural-language query count at their (half) strength. When the
+  engine passes the candidates' stored text, the chunk's *defining line* decides how much
+  (``defines``: a definition word then the name, a Go method, a method or field of a class body): a
+  chunk named so with such a line gets it all, one named so without it (an ``impl`` block, a later
+  piece of a split definition) ``named_only`` of it, one not named so whose text defines the name (a
+  method of a small class, a constant inside a larger chunk) ``keyword_definition`` of it, and
+  ``other_case`` times that when neither the symbol nor the defining line has the query's spelling
+  (``Dedup`` the type over ``dedup`` the function). Definitions that neither arm returned are added
+  first (``with_definitions``, fetched by the engine);
 - **query words in the file stem and folder names** (natural-language queries): ``+path_words * top``
   times the share of query words found there (prefixes of 3+ characters count);
 - **symbol words**: ``x(1 + symbol_words * share of query words in the chunk's symbol)``;
@@ -25,15 +32,15 @@ broken by chunk id, so the order is deterministic.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path
 from codebase_mcp.core.tokens import QUERY_STOPWORDS, code_tokens
 from codebase_mcp.domain import RetrievedChunk
-from codebase_mcp.search.query import asked_names, query_kind
-from codebase_mcp.search.query import tail as name_tail
+from codebase_mcp.search.query import asked_spellings, query_kind, spelled_tail
 
 _DOC_LANGUAGES = frozenset({"markdown", "rst", "text"})
 _DOC_PATH = re.compile(r"(^|/)(docs?|documentation|examples?|samples?|demos?|benches|benchmarks?)(/|$)")
@@ -43,6 +50,11 @@ _TEST_WORDS = frozenset({"test", "tests", "testing", "spec", "specs", "fixture",
 _DOC_WORDS = frozenset({"doc", "docs", "documentation", "readme", "guide", "tutorial", "example", "examples"})
 _COMPAT_WORDS = frozenset({"compat", "compatibility", "legacy", "deprecated", "vendor", "vendored"})
 _EXTENSIONS = re.compile(r"(\.[A-Za-z0-9]+)+$")
+# words that introduce a definition of the name right after them (modifiers may come before them)
+_DEFINING = (
+    r"def|class|module|struct|enum|union|trait|interface|type|typealias|fn|func|function|fun|sub|"
+    r"macro_rules!|mod|namespace|object|protocol|record|const|static|let|var|val|alias|defmodule|defp?"
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,13 @@ class RankParams:
     same_file: float = 1.0
     tiny_lines: int = 3  # chunks of fewer lines than this are "tiny"
     tiny: float = 0.7  # multiplier of tiny chunks (1: no length prior)
+    # when the chunk's text is known: the definition boost's share for a chunk named so whose text has
+    # no line defining the name (an ``impl`` block, a later piece of a split definition) ...
+    named_only: float = 0.4
+    # ... for a chunk not named so whose text defines it (a method of a small class, a constant)
+    keyword_definition: float = 0.8
+    # ... and when neither its symbol nor its defining line has the query's exact spelling (case)
+    other_case: float = 0.5
 
 
 DEFAULT = RankParams()
@@ -121,17 +140,82 @@ def _words(query: str) -> list[str]:
     return list(seen)
 
 
-def _path_share(words: list[str], path: str) -> float:
+@functools.lru_cache(maxsize=8192)
+def _path_tokens(path: str) -> frozenset[str]:
     parts = path.lower().split("/")
     names = [stem_of(path), *parts[-3:-1]]
     tokens = {t for n in names for t in code_tokens(n)} | {_flat(n) for n in names}
-    tokens = {t for t in tokens if len(t) >= 3}
+    return frozenset(t for t in tokens if len(t) >= 3)
+
+
+@functools.lru_cache(maxsize=8192)
+def _symbol_tokens(symbol: str) -> frozenset[str]:
+    return frozenset(code_tokens(symbol))
+
+
+def _path_share(words: list[str], path: str) -> float:
+    tokens = _path_tokens(path)
     matched = sum(1 for w in words if any(t.startswith(w) or w.startswith(t) for t in tokens))
     return matched / len(words) if words else 0.0
 
 
-def rerank(candidates: list[Candidate], query: str, params: RankParams = DEFAULT) -> list[Candidate]:
-    """The candidates re-scored and re-ordered, best first (ties: lower chunk id)."""
+# a line that defines a name: a definition word then the name (``def self.name``, ``pub fn name``,
+# ``const NAME``), a Go method (``func (r *T) Name(``), a method or field in a class body (``name(args) {``,
+# ``name = (``), or a key of an object literal bound to a function; the name is the captured group
+_DEFINED = re.compile(
+    r"^\s*(?:(?:static|async|get|set|public|private|protected|readonly|override)\s+)*\*?(?P<c>[\w$]+[?!]?)\s*"
+    r"(?:<[^>\n]*>)?\s*\([^)\n]*\)\s*(?::[^{\n]*)?\{\s*$"
+    r"|^\s*(?:(?:static|readonly)\s+)*(?P<d>[\w$]+)\s*[:=]\s*(?:async\s+)?(?:function\b|\([^)\n]*\)\s*=>)"
+    r"|\bfunc\s*\([^)]*\)\s*(?P<b>[\w$]+)"
+    rf"|(?:^|[\s(])(?:{_DEFINING})\s+(?:[\w$]+(?:\.|::))?(?P<a>[\w$]+[?!]?)",
+    re.MULTILINE,
+)
+
+
+def defined_names(text: str, among: Iterable[str] | None = None) -> frozenset[str]:
+    """The names ``text`` has a defining line for (``_DEFINED``), as spelled; with ``among``, only the
+    lines that mention one of those names (any case) are read."""
+    if among is not None:
+        wanted = [n.lower() for n in among]
+        if not any(n in text.lower() for n in wanted):
+            return frozenset()
+        text = "\n".join(line for line in text.split("\n") if any(n in line.lower() for n in wanted))
+    return frozenset(next(g for g in m.groups() if g) for m in _DEFINED.finditer(text))
+
+
+def defines(text: str, name: str, *, ignore_case: bool = False) -> bool:
+    """Whether ``text`` has a line defining ``name``."""
+    names = defined_names(text)
+    if ignore_case:
+        return name.lower() in {n.lower() for n in names}
+    return name in names
+
+
+def _definition_share(c: Candidate, name: str, defined: frozenset[str] | None, p: RankParams) -> float:
+    """How much of the definition boost ``c`` gets for the asked ``name`` (as spelled), given the names
+    its text defines (``None``: text unknown)."""
+    own = spelled_tail(c.symbol) if c.symbol else ""
+    named = own.lower() == name.lower()
+    if defined is None:  # text unknown: the chunk's own symbol decides
+        return 1.0 if named else 0.0
+    exact = name in defined
+    loose = exact or name.lower() in {n.lower() for n in defined}
+    if named:
+        share = 1.0 if loose else p.named_only
+    elif loose:
+        share = p.keyword_definition
+    else:
+        return 0.0
+    if own != name and not exact:
+        share *= p.other_case
+    return share
+
+
+def rerank(
+    candidates: list[Candidate], query: str, params: RankParams = DEFAULT, texts: Mapping[int, str] | None = None
+) -> list[Candidate]:
+    """The candidates re-scored and re-ordered, best first (ties: lower chunk id). ``texts`` (chunk id to
+    stored text, when the engine fetched them) lets the definition boost read the defining line."""
     if not candidates:
         return candidates
     p = params
@@ -140,7 +224,8 @@ def rerank(candidates: list[Candidate], query: str, params: RankParams = DEFAULT
     wants_docs = bool(terms & _DOC_WORDS)
     wants_compat = bool(terms & _COMPAT_WORDS)
     natural = query_kind(query, bare_word=p.bare_word) == "natural"
-    names = asked_names(query, bare_word=p.bare_word, inside=p.inside)
+    names = asked_spellings(query, bare_word=p.bare_word, inside=p.inside)
+    spellings = [name for name, _ in names]
     words = _words(query) if natural else []
     spelled = [w for w in re.split(r"[\s.:#>-]+", query.strip()) if w]
     qualified = _qualified(".".join(spelled)) if natural and 1 < len(spelled) <= 4 else ""
@@ -167,17 +252,18 @@ def rerank(candidates: list[Candidate], query: str, params: RankParams = DEFAULT
             boost += p.definition
             c.signals["definition"] = 1.0
         elif names:
-            own = name_tail(c.symbol) if c.symbol else ""
+            text = texts.get(c.chunk_id) if texts is not None else None
+            defined = defined_names(text, spellings) if text is not None else None
             for name, strength in names:
-                stem_match = _flat(stem) == _flat(name)
-                if own == name:
-                    boost += p.definition * strength
-                    c.signals["definition"] = strength
-                    if stem_match:
-                        boost += p.stem * strength
-                        c.signals["stem"] = strength
+                share = _definition_share(c, name, defined, p)
+                if share:
+                    boost += p.definition * strength * share
+                    c.signals["definition"] = strength * share
+                    if p.stem and _flat(stem) == _flat(name):
+                        boost += p.stem * strength * share
+                        c.signals["stem"] = strength * share
         if c.symbol and terms and p.symbol_words:
-            overlap = len(terms & set(code_tokens(c.symbol))) / len(terms)
+            overlap = len(terms & _symbol_tokens(c.symbol)) / len(terms)
             factor *= 1.0 + p.symbol_words * overlap
         if words and p.path_words:
             share = _path_share(words, c.path)

@@ -15,6 +15,8 @@ from codebase_mcp.domain import BatchStats, ChunkRow, FileState, FileWrite, Pend
 from codebase_mcp.errors import Conflict
 from codebase_mcp.storage.database import Conn
 
+CHUNKS_PER_COPY = 1000  # chunks per COPY statement (the BM25 triggers' work per statement)
+FILES_PER_DELETE = 25  # files per DELETE statement (their chunks' postings go with them)
 _INDEX_LOCK = 0x686E7377  # advisory lock while creating a model's vector index
 REPOSITORY_LOCK = 0x72657078  # advisory lock space: one index run per repository (key: its id)
 
@@ -130,6 +132,10 @@ async def bound_statements(conn: Conn, timeout_ms: int) -> None:
         await conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(timeout_ms),))
 
 
+def _groups(items: Sequence[str], size: int) -> list[list[str]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
 def _copy_values(file_id: int, repo_id: int, c: ChunkRow) -> tuple[Any, ...]:
     return (
         file_id,
@@ -154,9 +160,9 @@ async def store_batch(conn: Conn, repo_id: int, writes: Sequence[FileWrite], tim
     changed = [w for w in writes if w.changed]
     files_dropped = chunks_written = 0
     await bound_statements(conn, timeout_ms)
-    if dropped:
-        cur = await conn.execute("DELETE FROM files WHERE repository_id = %s AND path = ANY(%s)", (repo_id, dropped))
-        files_dropped = cur.rowcount
+    for group in _groups(dropped, FILES_PER_DELETE):
+        cur = await conn.execute("DELETE FROM files WHERE repository_id = %s AND path = ANY(%s)", (repo_id, group))
+        files_dropped += cur.rowcount
     if touched:
         async with conn.cursor() as cur:
             await cur.executemany(
@@ -164,9 +170,8 @@ async def store_batch(conn: Conn, repo_id: int, writes: Sequence[FileWrite], tim
                 [(w.size, w.mtime_ns, repo_id, w.path) for w in touched],
             )
     if changed:
-        await conn.execute(
-            "DELETE FROM files WHERE repository_id = %s AND path = ANY(%s)", (repo_id, [w.path for w in changed])
-        )
+        for group in _groups([w.path for w in changed], FILES_PER_DELETE):
+            await conn.execute("DELETE FROM files WHERE repository_id = %s AND path = ANY(%s)", (repo_id, group))
         cur = await conn.execute(
             "INSERT INTO files (repository_id, path, language, size_bytes, mtime_ns, content_hash, content, "
             "line_count) SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], "
@@ -183,13 +188,22 @@ async def store_batch(conn: Conn, repo_id: int, writes: Sequence[FileWrite], tim
             ),
         )
         ids = {r["path"]: int(r["id"]) for r in await cur.fetchall()}
-        async with conn.cursor() as copy_cur, copy_cur.copy(_CHUNK_COPY) as copy:
-            copy.set_types(_CHUNK_TYPES)
-            for w in changed:
-                file_id = ids[w.path]
-                for chunk in w.chunks:
-                    await copy.write_row(_copy_values(file_id, repo_id, chunk))
-                    chunks_written += 1
+        # one COPY per group of files of at most CHUNKS_PER_COPY chunks: the BM25 triggers run once per
+        # statement, and each statement stays well inside the batch's statement timeout
+        pending = [w for w in changed if w.chunks]
+        while pending:
+            statement: list[FileWrite] = []
+            size = 0
+            while pending and (not statement or size + len(pending[0].chunks) <= CHUNKS_PER_COPY):
+                size += len(pending[0].chunks)
+                statement.append(pending.pop(0))
+            async with conn.cursor() as copy_cur, copy_cur.copy(_CHUNK_COPY) as copy:
+                copy.set_types(_CHUNK_TYPES)
+                for w in statement:
+                    file_id = ids[w.path]
+                    for chunk in w.chunks:
+                        await copy.write_row(_copy_values(file_id, repo_id, chunk))
+                        chunks_written += 1
     return BatchStats(
         files_written=len(changed),
         files_touched=len(touched),

@@ -7,23 +7,34 @@ split, file stem twice, last folder names) and by PostgreSQL's ``english`` confi
 Snowball stemming) into ``chunks.tsv``; ``chunks.doc_len`` is its token count. Migration 0004 keeps our
 own statistics, per repository, in the transaction that writes or deletes chunks (statement triggers
 over transition tables): ``bm25_docs`` (chunk count, total length) and ``bm25_terms`` (document
-frequency per lexeme). Nothing read here comes from ``pg_stats``, so ANALYZE or autoanalyze never
-changes a ranking.
+frequency per lexeme); migration 0008 adds the postings. Nothing read here comes from ``pg_stats``, so
+ANALYZE or autoanalyze never changes a ranking.
 
-Scoring is exact BM25 (Lucene's variant, as ``bm25s``: idf = ln(1 + (N - df + 0.5) / (df + 0.5)),
-tf part tf / (tf + k1 (1 - b + b dl / avgdl))) over candidates from the GIN index. Term frequencies
-come from the candidate's own tsvector: ``setweight`` marks the query's lexemes, ``ts_filter`` keeps
-only them (both in C, binary search), and ``unnest`` of that small vector gives each one's positions.
-Unnesting a whole tsvector instead (~100-500 lexemes per chunk) costs several times more per candidate.
+Scoring is BM25 (Lucene's variant, as ``bm25s``: idf = ln(1 + (N - df + 0.5) / (df + 0.5)), tf part
+tf / (tf + k1 (1 - b + b dl / avgdl))), read from **postings** (migration 0008): ``bm25_postings`` holds
+one row per (chunk, lexeme) with the term frequency, the chunk's length and an *impact* (the tf part at a
+fixed reference avgdl of 100), indexed by (repository, lexeme, impact descending) with tf and length
+included, and kept by the same triggers as the statistics. ``keyword_search`` reads, for each query
+lexeme and repository, its ``POSTINGS_DEPTH`` (1,000) best postings by impact (an index-only range
+scan), sums each chunk's parts over the lists it appears in (a lower bound of its score: exact when no
+list was cut), joins the filters, and rescores the best ``4 x limit`` (at least 200) exactly from their
+tsvectors (``setweight`` + ``ts_filter`` keep the query's lexemes, ``unnest`` gives their positions).
+When every lexeme has at most ``POSTINGS_DEPTH`` postings (rare words, identifiers, small projects) this
+is exact BM25 over all matching chunks. Otherwise it is the top among the chunks that are among the
+best of at least one lexeme (a WAND-like cut), and still provably exact when the ``limit``-th score is
+at least what a chunk outside every list read could score (for each cut list, its idf times the tf part
+the last impact read allows at the real avgdl, ``impact_bound``); the bench
+(``bench/keyword_latency.py``) reports how often. The cost no longer grows with the number of chunks
+holding a common word: at most depth x lexemes postings and a few hundred rescored chunks.
 
-Candidates, with a row budget and still exact (MaxScore): query lexemes are sorted rarest first by our
-``df``; the rarest ones whose document frequencies add up to at most ``ROW_BUDGET`` chunks select the
-candidates (always at least one), all query lexemes score them. A chunk that has none of the selecting
-lexemes scores below the sum of the other lexemes' idf (the tf part is below 1), so when the
-``limit``-th candidate scores at least that much the top ``limit`` is exact; otherwise the next rarest
-lexeme joins and the query runs again, up to ``MAX_ROWS`` estimated candidates (past that, the answer
-is the best among the chunks holding the rarer terms: a query made of words that nearly every chunk
-holds). Ties: lower chunk id first.
+``keyword_candidates_gin`` is the former path, kept for filters that leave fewer than ``limit`` chunks
+among the postings read (then exact over every GIN candidate) and as the bench's reference. Candidates,
+with a row budget and still exact (MaxScore): query lexemes are sorted rarest first by our ``df``; the
+rarest ones whose document frequencies add up to at most ``ROW_BUDGET`` chunks select the candidates
+(always at least one), all query lexemes score them. A chunk that has none of the selecting lexemes
+scores below the sum of the other lexemes' idf (the tf part is below 1), so when the ``limit``-th
+candidate scores at least that much the top ``limit`` is exact; otherwise the next rarest lexeme joins
+and the query runs again, up to ``MAX_ROWS`` estimated candidates. Ties: lower chunk id first.
 """
 
 from __future__ import annotations
@@ -45,6 +56,11 @@ K1 = 1.2
 B = 0.75
 ROW_BUDGET = 5000  # estimated candidate chunks scored by the first query
 MAX_ROWS = 40000  # estimated candidate chunks beyond which the top is no longer made exact
+POSTINGS_DEPTH = 1000  # postings read per query lexeme and repository, highest impact first (rarest lexeme)
+MIN_DEPTH = 100  # postings read at least, for the most common lexeme
+RESCORED_PER_RESULT = 4  # chunks rescored exactly per result wanted (at least MIN_RESCORED)
+MIN_RESCORED = 200
+IMPACT_AVGDL = 100.0  # the reference length of bm25_impact() (migration 0008)
 
 
 @dataclass(frozen=True)
@@ -62,19 +78,17 @@ class Bm25Stats:
 
 async def bm25_stats(conn: Conn, repo_ids: list[int], lexes: list[str]) -> Bm25Stats:
     cur = await conn.execute(
-        "SELECT coalesce(sum(chunks), 0)::bigint AS n, coalesce(sum(total_len), 0)::bigint AS total "
-        "FROM bm25_docs WHERE repository_id = ANY(%s)",
-        (repo_ids,),
+        "SELECT (SELECT coalesce(sum(chunks), 0)::bigint FROM bm25_docs WHERE repository_id = ANY(%(repos)s)) AS n, "
+        " (SELECT coalesce(sum(total_len), 0)::bigint FROM bm25_docs WHERE repository_id = ANY(%(repos)s)) AS total, "
+        " (SELECT coalesce(json_object_agg(lexeme, df), '{}'::json) FROM ("
+        "   SELECT lexeme, sum(df)::bigint AS df FROM bm25_terms "
+        "   WHERE repository_id = ANY(%(repos)s) AND lexeme = ANY(%(lexes)s) GROUP BY lexeme) t) AS df",
+        {"repos": repo_ids, "lexes": lexes},
     )
     row = await cur.fetchone()
     n = int(row["n"]) if row else 0
     total = int(row["total"]) if row else 0
-    cur = await conn.execute(
-        "SELECT lexeme, sum(df)::bigint AS df FROM bm25_terms "
-        "WHERE repository_id = ANY(%s) AND lexeme = ANY(%s) GROUP BY lexeme",
-        (repo_ids, lexes),
-    )
-    df = {r["lexeme"]: int(r["df"]) for r in await cur.fetchall()}
+    df = {str(k): int(v) for k, v in (row["df"] if row else {}).items()}
     return Bm25Stats(chunks=n, avgdl=total / n if n else 1.0, df=df)
 
 
@@ -196,6 +210,102 @@ async def keyword_candidates(
     conn: Conn, repo_ids: list[int], filters: SearchFilters, lexes: list[str], limit: int
 ) -> list[RetrievedChunk]:
     """The ``limit`` best chunks by BM25 for these lexemes (see the module's docstring)."""
+    found, _ = await keyword_search(conn, repo_ids, filters, lexes, limit)
+    return found
+
+
+def impact_bound(impact: float, avgdl: float) -> float:
+    """The most BM25's tf part can be, at the real ``avgdl``, for a posting whose impact (its tf part at
+    ``IMPACT_AVGDL``, migration 0008) is at most ``impact``. With c = k1 (1 - b), d = k1 b and
+    r = IMPACT_AVGDL / avgdl, the tf part is 1 / ((1 - r)(1 + c / tf) + r / impact): increasing in the
+    impact, and largest at tf 1 when r > 1."""
+    if impact <= 0.0:
+        return 0.0
+    r = IMPACT_AVGDL / avgdl
+    c = K1 * (1 - B)
+    denominator = (1 - r) * (1 + c if r > 1 else 1.0) + r / impact
+    return 1.0 if denominator <= 1.0 else 1.0 / denominator
+
+
+async def keyword_search(
+    conn: Conn, repo_ids: list[int], filters: SearchFilters, lexes: list[str], limit: int
+) -> tuple[list[RetrievedChunk], bool]:
+    """The ``limit`` best chunks by BM25 from the postings (module docstring), and whether that top is
+    provably exact. Falls back to the GIN path when filters leave fewer than ``limit`` chunks among the
+    postings read."""
+    stats = await bm25_stats(conn, repo_ids, lexes)
+    present = sorted((lex for lex in lexes if stats.df.get(lex, 0) > 0), key=lambda x: (stats.df[x], x))
+    if not present or not stats.chunks:
+        return [], True
+    idf = [stats.idf(lex) for lex in present]
+    conds, params = conditions(filters)
+    where = sql.SQL(" AND ").join([sql.SQL("TRUE"), *conds])
+    rescored = max(RESCORED_PER_RESULT * limit, MIN_RESCORED)
+    # a lexeme's depth follows its weight: the rarest reads POSTINGS_DEPTH, a word in most chunks (low
+    # idf, little to add to any score) fewer, at least MIN_DEPTH
+    depth = [max(MIN_DEPTH, round(POSTINGS_DEPTH * w / max(idf))) for w in idf]
+    # every lexeme's postings fit in its depth: the partial scores are the scores
+    whole = all(stats.df[lex] <= d for lex, d in zip(present, depth, strict=True))
+    exact_score = sql.SQL(
+        "(SELECT sum(q.idf * cardinality(u.positions) / (cardinality(u.positions) + %(k1)s * "
+        "   (1 - %(b)s + %(b)s * b.doc_len / %(avgdl)s))) "
+        " FROM unnest(ts_filter(setweight(b.tsv, 'A', %(lex)s), '{a}')) AS u "
+        " JOIN unnest(%(lex)s::text[], %(idf)s::float8[]) AS q(lexeme, idf) ON q.lexeme = u.lexeme)"
+    )
+    stmt = sql.SQL(
+        "WITH q AS (SELECT * FROM unnest(%(lex)s::text[], %(idf)s::float8[], %(depth)s::int[]) "
+        " AS q(lexeme, idf, depth)), "
+        "top AS MATERIALIZED ("
+        " SELECT r.id AS repo, q.lexeme, q.depth, p.chunk_id, p.impact, "
+        "  q.idf * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.doc_len / %(avgdl)s)) AS part "
+        " FROM unnest(%(repos)s::bigint[]) AS r(id) CROSS JOIN q CROSS JOIN LATERAL ("
+        "  SELECT p.chunk_id, p.tf, p.doc_len, p.impact FROM bm25_postings p "
+        "  WHERE p.repository_id = r.id AND p.lexeme = q.lexeme "
+        "  ORDER BY p.impact DESC, p.chunk_id LIMIT q.depth) p), "
+        "cuts AS (SELECT repo, lexeme, min(impact) AS impact FROM top GROUP BY 1, 2, depth HAVING count(*) >= depth), "
+        "partial AS (SELECT chunk_id, sum(part) AS partial FROM top GROUP BY chunk_id {prelimit}), "
+        "best AS ("
+        " SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines, "
+        "  c.tsv, c.doc_len, partial.partial "
+        " FROM partial JOIN chunks c ON c.id = partial.chunk_id JOIN files f ON f.id = c.file_id "
+        " WHERE {where} ORDER BY partial.partial DESC, c.id LIMIT %(rescored)s) "
+        "SELECT b.id, b.file_id, b.path, b.symbol, b.kind, b.language, b.lines, b.partial, "
+        " NULL::text AS cut_lexeme, NULL::bigint AS cut_repo, NULL::real AS cut_impact, "
+        " {score} AS score FROM best b "
+        "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, lexeme, repo, impact, NULL FROM cuts"
+    ).format(
+        where=where,
+        score=sql.SQL("b.partial") if whole else exact_score,
+        # without filters, only the best partial scores need their chunk rows
+        prelimit=sql.SQL("" if conds else "ORDER BY partial DESC, chunk_id LIMIT %(rescored)s"),
+    )
+    params.update(repos=repo_ids, k1=K1, b=B, avgdl=stats.avgdl, lex=present, idf=idf, depth=depth, rescored=rescored)
+    cur = await conn.execute(stmt, params)
+    rows = await cur.fetchall()
+    hits = sorted((r for r in rows if r["id"] is not None), key=lambda r: (-float(r["score"]), r["id"]))
+    # a chunk in no list read has, for each lexeme whose list was cut, a tf part at most the cut's
+    idf_of = dict(zip(present, idf, strict=True))
+    unseen: dict[int, float] = {}
+    for r in rows:
+        if r["id"] is None:
+            cut = idf_of[r["cut_lexeme"]] * impact_bound(float(r["cut_impact"]), stats.avgdl)
+            unseen[r["cut_repo"]] = unseen.get(r["cut_repo"], 0.0) + cut
+    bound = max(unseen.values(), default=0.0)
+    if bound > 0.0 and len(hits) < limit:
+        return await keyword_candidates_gin(conn, repo_ids, filters, present, limit), True
+    # a chunk read but not rescored scores at most its partial score plus the cut lists' bound
+    if bound > 0.0 and len(hits) >= rescored:
+        bound += min(float(r["partial"]) for r in hits)
+    exact = bound == 0.0 or (len(hits) >= limit and float(hits[limit - 1]["score"]) >= bound)
+    return retrieved_chunks(hits[:limit], "score"), exact
+
+
+async def keyword_candidates_gin(
+    conn: Conn, repo_ids: list[int], filters: SearchFilters, lexes: list[str], limit: int
+) -> list[RetrievedChunk]:
+    """The exact ``limit`` best chunks by BM25, scoring GIN candidates from their tsvectors (the module's
+    docstring: rarest lexemes first, MaxScore). Slower on large indexes; used when filters leave too few
+    chunks among the postings read, and as the reference of ``bench/keyword_latency.py``."""
     stats = await bm25_stats(conn, repo_ids, lexes)
     present = sorted((lex for lex in lexes if stats.df.get(lex, 0) > 0), key=lambda x: (stats.df[x], x))
     if not present or not stats.chunks:
@@ -258,28 +368,42 @@ async def dense_candidates(
     return retrieved_chunks(rows, "distance")
 
 
+async def chunk_texts(conn: Conn, chunk_ids: list[int]) -> dict[int, str]:
+    """Stored text of these chunks (the ranking stage reads their defining lines)."""
+    cur = await conn.execute("SELECT id, content FROM chunks WHERE id = ANY(%s)", (chunk_ids,))
+    return {r["id"]: r["content"] for r in await cur.fetchall()}
+
+
 async def chunk_contexts(conn: Conn, chunk_ids: list[int], lines: int) -> dict[int, ChunkContext]:
-    """Stored text of these chunks and up to ``lines`` lines of the stored file around each."""
+    """Stored text of these chunks and up to ``lines`` lines of the file around each. The lines around
+    come from the neighbouring chunks (every non-blank line of a file is in exactly one chunk, in
+    ``ordinal`` order), so the file's whole text is never read: a line in no chunk is blank."""
     cur = await conn.execute(
         "SELECT c.id, c.start_line, c.end_line, c.content, r.id AS repository_id, r.name AS repository, "
-        " array_to_string((string_to_array(f.content, E'\\n'))"
-        "   [greatest(c.start_line - %(n)s, 1):c.start_line - 1], E'\\n') AS before, "
-        " array_to_string((string_to_array(f.content, E'\\n'))"
-        "   [c.end_line + 1:c.end_line + %(n)s], E'\\n') AS after "
+        " f.line_count, "
+        " (SELECT coalesce(json_agg(json_build_array(a.start_line, a.content)), '[]'::json) FROM chunks a "
+        "  WHERE a.file_id = c.file_id AND a.ordinal BETWEEN c.ordinal - %(n)s AND c.ordinal + %(n)s "
+        "   AND a.id <> c.id) AS near "
         "FROM chunks c JOIN files f ON f.id = c.file_id JOIN repositories r ON r.id = c.repository_id "
         "WHERE c.id = ANY(%(ids)s)",
         {"ids": chunk_ids, "n": lines},
     )
-    return {
-        r["id"]: ChunkContext(
+    out = {}
+    for r in await cur.fetchall():
+        text: dict[int, str] = {}
+        for first, content in r["near"]:
+            for offset, line in enumerate(content.split("\n")):
+                text[first + offset] = line
+        start, end = r["start_line"], r["end_line"]
+        last = min(end + lines, r["line_count"])
+        out[r["id"]] = ChunkContext(
             chunk_id=r["id"],
             repository_id=r["repository_id"],
             repository=r["repository"],
-            start_line=r["start_line"],
-            end_line=r["end_line"],
+            start_line=start,
+            end_line=end,
             content=r["content"],
-            before=r["before"],
-            after=r["after"],
+            before="\n".join(text.get(n, "") for n in range(max(start - lines, 1), start)),
+            after="\n".join(text.get(n, "") for n in range(end + 1, last + 1)),
         )
-        for r in await cur.fetchall()
-    }
+    return out

@@ -64,18 +64,17 @@ async def definitions_by_tail(
     ranking stage's definitions of an asked symbol that neither retrieval arm returned. Shortest paths
     first, then chunk id, so that a name defined in many files keeps a stable, small answer."""
     conds, params = conditions(filters)
-    where = sql.SQL(" AND ").join(
-        [
-            sql.SQL("c.repository_id = ANY(%(repos)s)"),
-            sql.SQL("c.symbol IS NOT NULL"),
-            sql.SQL("symbol_tail(c.symbol) = ANY(%(tails)s)"),
-            *conds,
-        ]
-    )
+    where = sql.SQL(" AND ").join([sql.SQL("TRUE"), *conds])
+    # the chunks named so first (symbol_tail index), then each one's file by its key: the planner cannot
+    # estimate how many chunks a name has, and joining every file by hash cost more than the search
     stmt = sql.SQL(
+        "WITH named AS MATERIALIZED ("
+        " SELECT id, file_id, symbol, kind, language, start_line, end_line FROM chunks "
+        " WHERE repository_id = ANY(%(repos)s) AND symbol IS NOT NULL AND symbol_tail(symbol) = ANY(%(tails)s)) "
         "SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines, "
-        "0.0 AS score {} WHERE {} ORDER BY length(f.path), c.id LIMIT %(k)s"
-    ).format(_FROM, where)
+        "0.0 AS score FROM named c CROSS JOIN LATERAL (SELECT path FROM files WHERE files.id = c.file_id) f "
+        "WHERE {} ORDER BY length(f.path), c.id LIMIT %(k)s"
+    ).format(where)
     cur = await conn.execute(stmt, {**params, "repos": repo_ids, "tails": tails, "k": limit})
     return retrieved_chunks(await cur.fetchall(), "score")
 

@@ -1,0 +1,76 @@
+"""The ranking stage's definition rule: the chunk that defines the asked name comes first, read from its
+defining line when the text is known (an ``impl`` block named after a type is not its definition; a
+method of a small class and a constant inside a larger chunk are)."""
+
+from __future__ import annotations
+
+import pytest
+
+from codebase_mcp.search.query import asked_names, asked_spellings, query_kind
+from codebase_mcp.search.ranking import DEFAULT, Candidate, defines, rerank
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("pub struct MergeLte;", "MergeLte"),
+        ("pub(crate) fn merge_lte(a: u8) -> bool {", "merge_lte"),
+        ("pub const SPACING_MARK: &[(char, char)] = &[", "SPACING_MARK"),
+        ("macro_rules! forward_to_deserialize_any {", "forward_to_deserialize_any"),
+        ("  def self.stale?(nonce)", "stale?"),
+        ("module Concat", "Concat"),
+        ("const isUndefined = typeOfTest('undefined');", "isUndefined"),
+        ("  function defaultToConfig2(a, b) {", "defaultToConfig2"),
+        ("  formatItem(term, width, description) {", "formatItem"),
+        ("  static async loadConfig(path) {", "loadConfig"),
+        ("export const matchRoute = (path) => {", "matchRoute"),
+        ("  isFunction: function (thing) {", "isFunction"),
+        ("func (b *TokenBucket) Allow() bool {", "Allow"),
+        ("export interface RouteMatch {", "RouteMatch"),
+        ("class InvoiceCalculator:", "InvoiceCalculator"),
+    ],
+)
+def test_defining_lines(line: str, name: str) -> None:
+    assert defines(f"// header\n{line}\n  body\n", name)
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("impl<I: Iterator> Iterator for MergeLte<I> {", "MergeLte"),
+        ("  formatItem(term, width);", "formatItem"),
+        ("class Foo extends Base {", "Base"),
+        ("result = parse_header(raw)", "parse_header"),
+        ("fn dedup(self) -> Dedup<Self> {", "Dedup"),
+    ],
+)
+def test_lines_that_do_not_define(line: str, name: str) -> None:
+    assert not defines(line, name)
+
+
+def _candidate(chunk_id: int, symbol: str | None, score: float, kind: str = "class") -> Candidate:
+    c = Candidate(chunk_id, chunk_id, f"src/f{chunk_id}.rs", symbol, kind, "rust", lines=10)
+    c.score = score
+    return c
+
+
+def test_the_defining_chunk_outranks_blocks_named_after_it() -> None:
+    texts = {
+        1: "impl fmt::Display for WordError {\n    fn fmt(&self) {}\n}",
+        2: "pub struct WordError {\n    kind: u8,\n}",
+        3: "pub mod tables {\n    pub const WORD_CHARS: &[u8] = &[1, 2];\n}",
+        4: "pub fn word_error() -> u8 { 1 }",
+    }
+    cands = [_candidate(1, "WordError", 1.0), _candidate(2, "WordError", 0.6), _candidate(3, "tables", 0.9)]
+    cands.append(_candidate(4, "word_error", 0.95, "function"))
+    ranked = rerank(cands, "WordError", DEFAULT, texts)
+    assert ranked[0].chunk_id == 2  # the struct, not its impl block, nor the function of another case
+    ranked = rerank([_candidate(i, c.symbol, c.score) for i, c in enumerate(cands, 1)], "WORD_CHARS", DEFAULT, texts)
+    assert ranked[0].chunk_id == 3  # a constant inside a larger chunk, found by its defining line
+
+
+def test_ruby_names_with_a_question_mark_are_symbol_lookups() -> None:
+    assert query_kind("stale?") == "identifier" and asked_names("stale?") == [("stale?", 1.0)]
+    assert asked_spellings("Foo::BarBaz()") == [("BarBaz", 1.0)]
+    # in a sentence, the question mark is punctuation
+    assert asked_names("where is parse_header called?") == [("parse_header", 0.5)]
