@@ -4,7 +4,7 @@
 --
 -- Kept by the same statement triggers as bm25_docs and bm25_terms (migration 0004), in the transaction
 -- that writes or deletes the chunks. Postings of a repository are only ever read together with its
--- statistics. Numbered 0008 (0007 is kept for another change).
+-- statistics.
 
 -- BM25's term-frequency part at a fixed reference length (k1 1.2, b 0.75, avgdl 100): the order in which
 -- a lexeme's postings are read (a chunk's "impact" for that lexeme). Queries score with the real avgdl.
