@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from psycopg.rows import dict_row
 
 from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri, start_embedded
-from common import THROUGHPUT_PACKAGES, build_corpus, percentile, table
+from common import corpus_subset, percentile, table, throughput_corpus
 
 EXE = str(Path(sys.executable).with_name("codebase-mcp"))
 
@@ -86,11 +85,7 @@ async def latency_under_load(seconds: float, tmp: Path) -> list[tuple[str, str]]
     home = tmp / "home-latency"
     env = env_for(home, "local")
     small = [gen_repo(tmp / f"small{i}", 3) for i in range(50)]
-    big = build_corpus("throughput", THROUGHPUT_PACKAGES)
-    subset = tmp / "subset"
-    subset.mkdir()
-    for pkg in ("sympy", "networkx", "rich", "mypy"):
-        shutil.copytree(big / pkg, subset / pkg)
+    subset = corpus_subset(throughput_corpus(), tmp / "subset", 3000)  # issue 10's corpus, first 3,000 files
     create: list[float] = []
     status: list[float] = []
     search: list[float] = []
