@@ -67,6 +67,23 @@ def chunk_rows(rel_path: str, language: str, chunks: Sequence[Chunk]) -> tuple[C
     )
 
 
+def store_batches(entries: Sequence[FileEntry], max_files: int, max_bytes: int) -> list[list[FileEntry]]:
+    """``entries`` in order, cut into batches of at most ``max_files`` files and ``max_bytes`` bytes (a
+    larger file is a batch of its own): one batch is one transaction, bounded in time and memory."""
+    batches: list[list[FileEntry]] = []
+    current: list[FileEntry] = []
+    size = 0
+    for entry in entries:
+        if current and (len(current) >= max_files or size + entry.size > max_bytes):
+            batches.append(current)
+            current, size = [], 0
+        current.append(entry)
+        size += entry.size
+    if current:
+        batches.append(current)
+    return batches
+
+
 class Indexer:
     def __init__(self, db: Database, model: EmbeddingModel, settings: Settings) -> None:
         self.db = db
@@ -131,8 +148,7 @@ class Indexer:
         notify(state)
 
         started = time.perf_counter()
-        batch_size = self.settings.store_batch_files
-        batches = [to_read[i : i + batch_size] for i in range(0, len(to_read), batch_size)]
+        batches = store_batches(to_read, self.settings.store_batch_files, self.settings.store_batch_bytes)
         # pipeline: the next batch is read and chunked in a thread while PostgreSQL stores this one
         pending: asyncio.Future[list[FileWrite]] | None = None
         try:
