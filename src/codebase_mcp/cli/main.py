@@ -18,7 +18,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from codebase_mcp.cli.progress import progress_reporter
 from codebase_mcp.core import untrusted
 from codebase_mcp.domain import SearchFilters
 from codebase_mcp.errors import CodebaseError, InvalidInput, NotFound
@@ -79,6 +78,8 @@ def index(
 ) -> None:
     """Index (or re-index, incrementally) a repository."""
 
+    from codebase_mcp.cli.progress import progress_reporter  # rich.progress: only indexing shows one
+
     async def go(settings: Settings) -> None:
         async with open_runtime(settings) as rt:
             with progress_reporter(err) as report:
@@ -116,7 +117,7 @@ def search(
         raise typer.Exit(2)
 
     async def go(settings: Settings) -> None:
-        async with open_runtime(settings) as rt:
+        async with open_runtime(settings, load_model=mode != "keyword") as rt:
             filters = SearchFilters(repo, language, file_type, directory, glob)
             result = await rt.search.search(query, project_id=project, filters=filters, limit=limit, mode=mode)  # type: ignore[arg-type]
         if as_json:

@@ -186,6 +186,9 @@ class LocalEmbeddingModel(EmbeddingModel):
         self._tokenizer: Any = None
         self._lock = threading.Lock()
 
+    def load(self) -> None:
+        self._load()
+
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
             if self._session is None:
