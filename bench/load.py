@@ -1,7 +1,7 @@
 """Concurrent clients while a large job runs: searches and status polls against one server.
 
     python bench/load.py [--clients 16] [--seconds 60] [--pollers 3] [--files 20000] [--provider local]
-                         [--corpus] [--separate-worker] [--json]
+                         [--corpus] [--separate-worker] [--daemon] [--json]
 
 One ``codebase-mcp serve --transport http`` on loopback (the transport several agent sessions share),
 on its own embedded PostgreSQL. A small repository is indexed first so that searches have answers; then
@@ -113,6 +113,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     port = free_port()
     env = server_env(tmp / "home", args.provider)
     worker = None
+    # the job runs in the server's own process (the case the targets name) unless --daemon
+    env["CODEBASE_MCP_DAEMON"] = "true" if args.daemon else "false"
     if args.separate_worker:  # the server only serves; a standalone worker process runs the jobs
         env["CODEBASE_MCP_RUN_WORKER"] = "false"
     proc = start_server(env, port, tmp / "server.log")
@@ -171,8 +173,11 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             if p is not None:
                 p.terminate()
                 p.wait(60)
+        if args.daemon:
+            subprocess.run([EXE, "daemon", "stop"], env=env, capture_output=True, timeout=120)
     return {
         "separate_worker": args.separate_worker,
+        "daemon": args.daemon,
         "clients": args.clients,
         "pollers": args.pollers,
         "seconds": round(window, 1),
@@ -207,6 +212,7 @@ def main() -> None:
     parser.add_argument("--provider", choices=["local", "fake"], default="local")
     parser.add_argument("--corpus", action="store_true", help="the job indexes real code: issue 10's corpus")
     parser.add_argument("--separate-worker", action="store_true", help="run jobs in a `codebase-mcp worker` process")
+    parser.add_argument("--daemon", action="store_true", help="run jobs in the background daemon")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cbm-load-") as tmp:

@@ -97,6 +97,8 @@ def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
         DATABASE_URL=database_url,
         CODEBASE_MCP_HOME=str(tmp_path / "cli-home"),
         CODEBASE_MCP_EMBEDDING_PROVIDER="fake",
+        # servers run their jobs in-process unless a test is about the daemon (tests/daemon)
+        CODEBASE_MCP_DAEMON="false",
     )
     return env
 

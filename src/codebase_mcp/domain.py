@@ -146,6 +146,8 @@ class Repository:
     name: str
     root_path: str
     last_indexed_at: datetime | None
+    host: str | None = None  # the machine whose files are indexed (None: indexed before this was kept)
+    watch: bool = True  # whether that machine's daemon keeps the index in step with edits
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ class RepositoryStats:
             "name": repo.name,
             "root_path": repo.root_path,
             "last_indexed_at": repo.last_indexed_at.isoformat() if repo.last_indexed_at else None,
+            "watch": repo.watch,
             "files": self.files,
             "chunks": self.chunks,
             "embedded": self.embedded,
@@ -312,6 +315,27 @@ class SearchResponse:
     latency_ms: float
     mode: SearchMode
     warning: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The CLI's ``--json`` record (and what the daemon sends the CLI)."""
+        return {
+            "query": self.query,
+            "total_count": self.total_count,
+            "latency_ms": self.latency_ms,
+            "mode": self.mode,
+            "results": [h.to_dict() for h in self.hits],
+        } | ({"warning": self.warning} if self.warning else {})
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> SearchResponse:
+        return cls(
+            query=record["query"],
+            hits=tuple(SearchHit(**hit) for hit in record["results"]),
+            total_count=int(record["total_count"]),
+            latency_ms=float(record["latency_ms"]),
+            mode=record["mode"],
+            warning=record.get("warning"),
+        )
 
 
 # --- symbol tools ---------------------------------------------------------------------------------

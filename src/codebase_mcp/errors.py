@@ -65,6 +65,30 @@ class EmbeddingError(CodebaseError):
     code = "embedding_error"
 
 
+class DaemonError(CodebaseError):
+    """The background daemon could not be started or reached."""
+
+    code = "daemon_unavailable"
+
+
+def error_for_code(code: str, message: str) -> CodebaseError:
+    """The error of a stable code (one received from another process), with its message."""
+    known: tuple[type[CodebaseError], ...] = (
+        InvalidInput,
+        NotFound,
+        Conflict,
+        DatabaseUnavailable,
+        DatabaseFull,
+        DatabaseReadOnly,
+        EmbeddingError,
+        DaemonError,
+    )
+    for cls in known:
+        if cls.code == code:
+            return cls(message)
+    return CodebaseError(message)
+
+
 class Signal(Exception):
     """Control flow between our layers; not an error for a user."""
 

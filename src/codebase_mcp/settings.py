@@ -106,7 +106,35 @@ class Settings(BaseSettings):
     )
     job_poll_seconds: float = Field(default=0.5, gt=0, description="How often an idle worker looks for jobs.")
     job_retention_days: float = Field(default=7.0, gt=0, description="Finished jobs older than this are pruned.")
-    run_worker: bool = Field(default=True, description="Whether `serve` runs a job worker in-process.")
+    run_worker: bool = Field(
+        default=True, description="Whether `serve` runs jobs (through the daemon, or in-process without it)."
+    )
+    daemon: bool = Field(
+        default=True,
+        description="Jobs run in the data directory's background daemon, started on demand by `serve` and "
+        "`index --background`, so they finish whatever happens to the process that started them; the daemon "
+        "also keeps watched repositories in step with edits. False: `serve` runs jobs in its own process.",
+    )
+    daemon_idle_seconds: float = Field(
+        default=600.0,
+        ge=1,
+        description="The daemon exits after this long with no job to run, no MCP server attached and no "
+        "request or sync.",
+    )
+    watch: bool = Field(
+        default=True,
+        description="Whether the daemon watches the repositories indexed on this machine and re-indexes "
+        "what changes (per repository: `codebase-mcp watch REPO --off`).",
+    )
+    watch_debounce_ms: int = Field(
+        default=400, ge=10, le=10_000, description="Longest a burst of file changes is collected before a sync."
+    )
+    watch_rescan_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="When the OS refuses file watches (e.g. Linux's max_user_watches), how often the "
+        "repository is rescanned instead.",
+    )
     max_concurrent_searches: int = Field(
         default=max(2, min(16, 2 * (os.cpu_count() or 1))),
         ge=1,

@@ -52,6 +52,16 @@ def test_index_search_reindex_forget(cli_env: dict[str, str], polyglot: Path) ->
     status = json.loads(run(cli_env, "status", "--json").stdout)
     assert status["database"] == "external" and status["files"] == 20
 
+    assert repos[0]["watch"] is True
+    run(cli_env, "watch", str(polyglot), "--off")
+    assert json.loads(run(cli_env, "repos", "--json").stdout)[0]["watch"] is False
+    assert "not watched" in run(cli_env, "repos").stdout
+    run(cli_env, "watch", str(polyglot))
+    assert json.loads(run(cli_env, "repos", "--json").stdout)[0]["watch"] is True
+    assert json.loads(run(cli_env, "daemon", "status", "--json").stdout) == {"running": False}
+    jobs = run(cli_env, "jobs")
+    assert "no jobs yet" in jobs.stdout
+
     run(cli_env, "forget", str(polyglot))
     assert json.loads(run(cli_env, "repos", "--json").stdout) == []
     assert search_json(cli_env, "TokenBucket") == []
@@ -68,6 +78,10 @@ def test_bad_input_gives_clear_errors_and_exit_codes(cli_env: dict[str, str], po
     assert bad_limit.returncode == 2
     unknown = run(cli_env, "forget", "no-such-repo", ok=False)
     assert unknown.returncode == 2 and "No repository" in unknown.stderr
+    background_keyword_only = run(cli_env, "index", str(polyglot), "--background", "--no-embed", ok=False)
+    assert background_keyword_only.returncode == 2 and "foreground" in background_keyword_only.stderr
+    unknown_job = run(cli_env, "jobs", "not-a-job-id", ok=False)
+    assert unknown_job.returncode == 2 and "Traceback" not in unknown_job.stderr
     bad_project = run(cli_env, "index", str(polyglot), "--project", "../etc", ok=False)
     assert bad_project.returncode == 2 and "Invalid project id" in bad_project.stderr
 

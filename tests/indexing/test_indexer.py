@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ from codebase_mcp.indexing.indexer import Indexer, store_batches
 from codebase_mcp.indexing.scanner import FileEntry
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.database import Database
+from tests.conftest import make_repo
 
 
 async def scalar(db: Database, query: str, *params: object) -> object:
@@ -180,3 +182,29 @@ async def test_a_file_is_not_a_repository(
 ) -> None:
     with pytest.raises(InvalidInput, match="not a directory"):
         await Indexer(db, fake_model, settings).index(polyglot / "src" / "billing.py")
+
+
+async def test_two_runs_of_one_repository_take_turns(
+    db: Database, fake_model: FakeEmbeddingModel, settings: Settings, tmp_path: Path
+) -> None:
+    """A job, a CLI run and a watcher's sync may start on one repository at once: the second waits for
+    the first (an advisory lock across processes), then finds nothing left to do."""
+    repo = make_repo(tmp_path / "repo", 60)
+    first, second = await asyncio.gather(
+        Indexer(db, fake_model, settings).index(repo), Indexer(db, fake_model, settings).index(repo)
+    )
+    assert sorted([first.files_indexed, second.files_indexed]) == [0, 60]
+    assert sorted([first.files_unchanged, second.files_unchanged]) == [0, 60]
+    assert await scalar(db, "SELECT count(*) FROM files") == 60
+    assert await scalar(db, "SELECT count(*) FROM chunks") == 180
+
+
+async def test_a_run_waiting_for_the_lock_can_be_cancelled(
+    db: Database, fake_model: FakeEmbeddingModel, settings: Settings, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", 60)
+    running = asyncio.create_task(Indexer(db, fake_model, settings).index(repo))
+    await asyncio.sleep(0.3)  # the first run holds the lock
+    with pytest.raises(Cancelled, match="another run of this repository"):
+        await Indexer(db, fake_model, settings).index(repo, should_stop=lambda: True)
+    assert (await running).files_indexed == 60

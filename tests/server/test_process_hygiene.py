@@ -26,7 +26,9 @@ def _postmaster_pid(home: Path) -> int | None:
 def test_signalled_server_stops_its_embedded_postgres(sig: signal.Signals, tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEBASE_MCP_") and k != "DATABASE_URL"}
-    env.update(CODEBASE_MCP_HOME=str(home), CODEBASE_MCP_EMBEDDING_PROVIDER="fake")
+    # jobs in-process: no daemon shares the database, so the server's exit stops it at once (the daemon's
+    # case is tests/daemon/test_daemon_processes.py)
+    env.update(CODEBASE_MCP_HOME=str(home), CODEBASE_MCP_EMBEDDING_PROVIDER="fake", CODEBASE_MCP_DAEMON="false")
     with (tmp_path / "serve.log").open("wb") as log:
         proc = subprocess.Popen([*cli_command(), "serve"], env=env, stdin=subprocess.PIPE, stdout=log, stderr=log)
     try:

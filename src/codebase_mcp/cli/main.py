@@ -19,7 +19,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from codebase_mcp.core import untrusted
-from codebase_mcp.domain import SearchFilters
+from codebase_mcp.daemon import client as daemon_client
+from codebase_mcp.daemon.paths import database_key
+from codebase_mcp.domain import SearchFilters, SearchResponse
 from codebase_mcp.errors import CodebaseError, InvalidInput, NotFound
 from codebase_mcp.logging_setup import setup_logging
 from codebase_mcp.runtime import open_runtime
@@ -74,9 +76,19 @@ def index(
     project: ProjectOpt = "default",
     force: Annotated[bool, typer.Option("--force", help="Re-read and re-embed every file.")] = False,
     no_embed: Annotated[bool, typer.Option("--no-embed", help="Store text and keyword index only.")] = False,
+    background: Annotated[
+        bool,
+        typer.Option("--background", "-b", help="Queue a job for the background daemon (started on demand); return."),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Index (or re-index, incrementally) a repository."""
+    if background:
+        if no_embed:
+            err.print("[red]error:[/] --no-embed applies to foreground runs only.")
+            raise typer.Exit(2)
+        _run(lambda settings: _queue_job(settings, path, project, force), verbose=verbose)
+        return
 
     from codebase_mcp.cli.progress import progress_reporter  # rich.progress: only indexing shows one
 
@@ -98,6 +110,65 @@ def index(
     _run(go, verbose=verbose)
 
 
+async def _queue_job(settings: Settings, path: str, project: str, force: bool) -> None:
+    from codebase_mcp.core.validation import validate_root
+    from codebase_mcp.storage import index_store, job_store
+    from codebase_mcp.storage.database import open_database
+
+    root = str(validate_root(path))
+    db = await open_database(settings, max_size=2)
+    try:
+        async with db.connection() as conn:
+            await index_store.ensure_project(conn, project)
+            job, created = await job_store.create_job(conn, project, root, force)
+    finally:
+        await db.close()
+    info = await daemon_client.hand_over(settings.home)
+    already = "" if created else " (a job for this repository was already active: this is that job)"
+    out.print(f"job {job.id} queued{already}; the daemon (pid {info['pid']}) runs it.", highlight=False)
+    out.print(f"follow it with: codebase-mcp jobs {job.id}", highlight=False)
+
+
+@app.command()
+def jobs(
+    job_id: Annotated[str | None, typer.Argument(help="One job's id; omitted: the most recent jobs.")] = None,
+    project: Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500)] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Indexing jobs: one job's progress, or the most recent ones."""
+    from codebase_mcp.storage import job_store
+    from codebase_mcp.storage.database import open_database
+
+    async def go(settings: Settings) -> None:
+        db = await open_database(settings, max_size=2)
+        try:
+            async with db.connection() as conn:
+                found = (
+                    [await job_store.get_job(conn, job_id, project)]
+                    if job_id
+                    else await job_store.list_jobs(conn, project, None, limit)
+                )
+        finally:
+            await db.close()
+        records = [j.to_dict() for j in found]
+        if as_json:
+            sys.stdout.write(json.dumps(records[0] if job_id else records, indent=2, default=str) + "\n")
+            return
+        if not records:
+            out.print("no jobs yet: `codebase-mcp index PATH --background` queues one")
+        for r in records:
+            out.print(
+                f"[bold]{r['job_id']}[/]  {r['status']}  {escape(str(r['repo_path']))}  ({r['project_id']})",
+                highlight=False,
+            )
+            out.print(f"    {escape(str(r['status_message'] or ''))}", highlight=False)
+            if r.get("error_message"):
+                out.print(f"    [red]{escape(str(r['error_message']))}[/]", highlight=False)
+
+    _run(go)
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="Natural-language description or identifier.")],
@@ -117,17 +188,24 @@ def search(
         raise typer.Exit(2)
 
     async def go(settings: Settings) -> None:
-        async with open_runtime(settings, load_model=mode != "keyword") as rt:
-            filters = SearchFilters(repo, language, file_type, directory, glob)
-            result = await rt.search.search(query, project_id=project, filters=filters, limit=limit, mode=mode)  # type: ignore[arg-type]
+        filters = SearchFilters(repo, language, file_type, directory, glob)
+        try:  # the running daemon has the model loaded and the pool open: ask it
+            record = await daemon_client.request(
+                settings.home,
+                "search",
+                database_key=database_key(settings.database_url),
+                query=query,
+                project=project,
+                filters=asdict(filters),
+                limit=limit,
+                mode=mode,
+            )
+            result = SearchResponse.from_dict(record)
+        except daemon_client.NotRunning:
+            async with open_runtime(settings, load_model=mode != "keyword") as rt:
+                result = await rt.search.search(query, project_id=project, filters=filters, limit=limit, mode=mode)  # type: ignore[arg-type]
         if as_json:
-            payload = {
-                "query": result.query,
-                "total_count": result.total_count,
-                "latency_ms": result.latency_ms,
-                "results": [h.to_dict() for h in result.hits],
-            } | ({"warning": result.warning} if result.warning else {})
-            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+            sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
             return
         if result.warning:
             err.print(f"[yellow]note:[/] {escape(result.warning)}", highlight=False)
@@ -176,7 +254,8 @@ def repos(
             out.print(f"    {escape(repo.root_path)}", highlight=False)
             out.print(
                 f"    {r.files} files, {r.chunks} chunks, {r.embedded} embedded "
-                f"({100.0 * r.embedded / max(r.chunks, 1):.0f}%), {r.skipped} skipped, {last}",
+                f"({100.0 * r.embedded / max(r.chunks, 1):.0f}%), {r.skipped} skipped, "
+                f"last synced {last}{'' if repo.watch else ', not watched'}",
                 highlight=False,
             )
 
@@ -300,6 +379,132 @@ def _serve(settings: Settings, transport: str, host: str, port: int) -> None:
     else:
         err.print("[red]error:[/] --transport must be stdio or http.")
         raise typer.Exit(2)
+
+
+daemon_app = typer.Typer(
+    help="The background daemon of the data directory: runs indexing jobs, keeps watched repositories in "
+    "step with edits, answers CLI searches on a warm model. Started on demand; exits when idle.",
+    no_args_is_help=True,
+)
+app.add_typer(daemon_app, name="daemon")
+
+
+def _print_daemon(info: dict[str, Any] | None, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(info if info is not None else {"running": False}, indent=2) + "\n")
+        return
+    if info is None:
+        out.print("daemon: not running (started on demand by `serve` and `index --background`)")
+        return
+    job = info["current_job"]
+    out.print(
+        f"daemon: running, pid {info['pid']}, since {info['started_at']}, {info['attached_servers']} MCP "
+        f"server(s) attached, idle {info['idle_seconds']} s (exits after {info['idle_exit_seconds']:g} s idle)",
+        highlight=False,
+    )
+    out.print(f"job: {escape(job['repo_path'])} ({job['job_id']})" if job else "job: none running", highlight=False)
+    if not info["watching"]:
+        out.print("watching: off (CODEBASE_MCP_WATCH=false)")
+    for r in info["repositories"]:
+        extra = f" - {escape(r['note'])}" if r["note"] else ""
+        error = f" [red]last sync failed: {escape(r['last_error'])}[/]" if r["last_error"] else ""
+        out.print(
+            f"  {r['id']}  {escape(r['root_path'])}: {r['mode']}, last synced {r['last_synced_at'] or 'never'}"
+            f"{extra}{error}",
+            highlight=False,
+        )
+
+
+@daemon_app.command("status")
+def daemon_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Whether the daemon runs, what it runs and what it watches."""
+
+    async def go(settings: Settings) -> None:
+        _print_daemon(await daemon_client.status(settings.home), as_json)
+
+    _run(go)
+
+
+@daemon_app.command("start")
+def daemon_start(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Start the daemon if it is not running."""
+
+    async def go(settings: Settings) -> None:
+        _print_daemon(await daemon_client.ensure_running(settings.home), as_json)
+
+    _run(go)
+
+
+@daemon_app.command("stop")
+def daemon_stop(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Stop the daemon: a job in flight is handed back at its next batch boundary and resumes on the
+    next start."""
+
+    async def go(settings: Settings) -> None:
+        try:
+            reply = await daemon_client.request(settings.home, "stop")
+        except daemon_client.NotRunning:
+            reply = None
+        if reply is not None:
+            for _ in range(600):  # it hands its job back and releases the database: allow a minute
+                if await daemon_client.status(settings.home) is None:
+                    break
+                await asyncio.sleep(0.1)
+        if as_json:
+            sys.stdout.write(json.dumps({"stopped": reply is not None, "was_running": reply is not None}) + "\n")
+        else:
+            out.print(f"daemon (pid {reply['pid']}) stopped" if reply else "daemon: not running")
+
+    _run(go)
+
+
+@daemon_app.command("run", hidden=True)
+def daemon_run() -> None:
+    """Run the daemon in this process (what `daemon start` launches, detached)."""
+    from codebase_mcp.daemon import service
+
+    try:
+        settings = Settings()
+    except Exception as exc:
+        err.print(f"[red]error:[/] invalid setting: {exc}")
+        raise typer.Exit(2) from None
+    setup_logging(settings.home, stderr=False)
+    try:
+        code = asyncio.run(service.serve(settings))
+    except CodebaseError as exc:
+        log.error("daemon could not start: %s", exc.message)
+        err.print(f"error: {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    except Exception:
+        log.exception("daemon failed")
+        raise typer.Exit(1) from None
+    finally:
+        release_embedded()
+    raise typer.Exit(code)
+
+
+@app.command()
+def watch(
+    repository: Annotated[str, typer.Argument(help="Repository id, path or name.")],
+    project: ProjectOpt = "default",
+    off: Annotated[bool, typer.Option("--off", help="Stop following this repository's edits.")] = False,
+) -> None:
+    """Follow a repository's edits in the daemon (the default), or not (--off)."""
+
+    async def go(settings: Settings) -> None:
+        from codebase_mcp.storage.database import open_database
+
+        db = await open_database(settings, max_size=2)
+        try:
+            async with db.connection() as conn:
+                repo = await repo_store.find_repository(conn, project, _repo_ref(repository))
+                await repo_store.set_watch(conn, repo.id, not off)
+        finally:
+            await db.close()
+        state = "no longer watched" if off else "watched while the daemon runs"
+        out.print(f"{escape(repo.root_path)}: {state}", highlight=False)
+
+    _run(go)
 
 
 @app.command()

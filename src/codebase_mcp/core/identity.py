@@ -11,8 +11,12 @@ APPLICATION_PREFIX = "codebase-mcp "
 _MAX_APPLICATION_NAME = 63  # PostgreSQL's NAMEDATALEN - 1
 
 
+def host_name() -> str:
+    return socket.gethostname()
+
+
 def process_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{host_name()}:{os.getpid()}"
 
 
 def application_name(process: str | None = None) -> str:

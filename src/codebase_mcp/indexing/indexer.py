@@ -18,8 +18,10 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
+from codebase_mcp.core.identity import host_name
 from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path, language_for
 from codebase_mcp.core.tokens import search_text
 from codebase_mcp.core.validation import validate_root
@@ -119,7 +121,29 @@ class Indexer:
 
         async with self.db.connection() as conn:
             await index_store.ensure_project(conn, project_id)
-            repo_id = await index_store.ensure_repository(conn, project_id, str(root), root.name)
+            repo_id = await index_store.ensure_repository(conn, project_id, str(root), root.name, host_name())
+
+        # one run per repository at a time, whatever process or machine runs it (a job, a CLI run, a
+        # watcher's sync): the second waits, then finds only what changed since
+        def give_up() -> bool:
+            if stop():
+                raise Cancelled("Indexing was cancelled while another run of this repository was finishing.")
+            return False
+
+        async with self.db.session_lock(index_store.REPOSITORY_LOCK, repo_id, give_up=give_up):
+            return await self._index(root, repo_id, state, notify, stop, force, embed, fence)
+
+    async def _index(
+        self,
+        root: Path,
+        repo_id: int,
+        state: Progress,
+        notify: ProgressCallback,
+        stop: StopCheck,
+        force: bool,
+        embed: bool,
+        fence: Fence | None,
+    ) -> Progress:
         async with self.db.connection() as conn:
             model_id = await index_store.ensure_model(conn, self.model.name, self.model.dimension)
         async with self.db.connection() as conn:

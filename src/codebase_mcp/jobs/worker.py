@@ -25,6 +25,7 @@ from codebase_mcp.core.identity import process_id
 from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate, Progress
 from codebase_mcp.errors import Cancelled, CodebaseError, DatabaseUnavailable, JobTimedOut, LostOwnership
 from codebase_mcp.indexing.indexer import Indexer
+from codebase_mcp.indexing.locks import RepositoryLocks
 from codebase_mcp.runtime import Runtime
 from codebase_mcp.storage import job_store
 from codebase_mcp.storage.database import Conn
@@ -68,12 +69,23 @@ def background_executor() -> ThreadPoolExecutor:
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        worker_id: str | None = None,
+        locks: RepositoryLocks | None = None,
+        poll_seconds: float | None = None,
+    ) -> None:
         self.rt = runtime
         self.settings = runtime.settings
         self.worker_id = worker_id or new_worker_id()
         self.stopping = asyncio.Event()
         self.jobs_run = 0
+        self.current: Job | None = None  # the job this worker is running
+        self.poll_seconds = poll_seconds or self.settings.job_poll_seconds
+        self._woken = asyncio.Event()
+        # shared with a watcher in the same process (the daemon): a job and a sync take turns
+        self.locks = locks or RepositoryLocks()
         # an outcome that could not be written because the database was down; written on reconnect
         self._unrecorded: tuple[uuid.UUID, int, Outcome] | None = None
 
@@ -100,10 +112,21 @@ class Worker:
             if not ran:
                 # exponential backoff while the database is unavailable, capped at 30 s
                 delay = self.settings.job_poll_seconds * (2 ** min(failures, 6)) if failures else 0
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.stopping.wait(), min(delay, 30.0) if failures else self.settings.job_poll_seconds
-                    )
+                await self._pause(min(delay, 30.0) if failures else self.poll_seconds)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before looking for jobs again: ``seconds``, or less when stopped or woken."""
+        waiters = {asyncio.ensure_future(self.stopping.wait()), asyncio.ensure_future(self._woken.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            self._woken.clear()
+
+    def wake(self) -> None:
+        """A job was just queued for this worker: look now instead of at the next poll."""
+        self._woken.set()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -121,7 +144,12 @@ class Worker:
             )
         if job is None:
             return False
-        await self._execute(job)
+        self.current = job
+        try:
+            async with self.locks.of(job.repo_path):
+                await self._execute(job)
+        finally:
+            self.current = None
         self.jobs_run += 1
         return True
 

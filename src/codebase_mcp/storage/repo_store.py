@@ -17,6 +17,8 @@ def _repository(row: dict[str, Any]) -> Repository:
         name=row["name"],
         root_path=row["root_path"],
         last_indexed_at=row["last_indexed_at"],
+        host=row["host"],
+        watch=bool(row["watch"]),
     )
 
 
@@ -33,7 +35,7 @@ async def repository_ids(conn: Conn, project_id: str) -> list[int]:
 async def find_repository(conn: Conn, project_id: str, ref: str) -> Repository:
     """A repository of a project by id, path or name."""
     cur = await conn.execute(
-        "SELECT id, project_id, name, root_path, last_indexed_at FROM repositories "
+        "SELECT id, project_id, name, root_path, last_indexed_at, host, watch FROM repositories "
         "WHERE project_id = %s AND (id::text = %s OR root_path = %s OR name = %s) ORDER BY id",
         (project_id, ref, ref, ref),
     )
@@ -47,7 +49,7 @@ async def find_repository(conn: Conn, project_id: str, ref: str) -> Repository:
 
 async def list_repositories(conn: Conn, project_id: str | None) -> list[RepositoryStats]:
     cur = await conn.execute(
-        "SELECT r.id, r.project_id, r.name, r.root_path, r.last_indexed_at, "
+        "SELECT r.id, r.project_id, r.name, r.root_path, r.last_indexed_at, r.host, r.watch, "
         " (SELECT count(*) FROM files f WHERE f.repository_id = r.id) AS files, "
         " (SELECT count(*) FROM chunks c WHERE c.repository_id = r.id) AS chunks, "
         " (SELECT count(*) FROM chunks c WHERE c.repository_id = r.id AND c.embedding IS NOT NULL) AS embedded, "
@@ -59,6 +61,21 @@ async def list_repositories(conn: Conn, project_id: str | None) -> list[Reposito
         RepositoryStats(_repository(r), int(r["files"]), int(r["chunks"]), int(r["embedded"]), int(r["skipped"]))
         for r in await cur.fetchall()
     ]
+
+
+async def watched_repositories(conn: Conn, host: str) -> list[Repository]:
+    """Repositories whose files live on ``host`` (or whose host is unknown) and that have not opted out
+    of watching, once they have been indexed completely at least once."""
+    cur = await conn.execute(
+        "SELECT id, project_id, name, root_path, last_indexed_at, host, watch FROM repositories "
+        "WHERE watch AND (host IS NULL OR host = %s) AND last_indexed_at IS NOT NULL ORDER BY id",
+        (host,),
+    )
+    return [_repository(r) for r in await cur.fetchall()]
+
+
+async def set_watch(conn: Conn, repo_id: int, watch: bool) -> None:
+    await conn.execute("UPDATE repositories SET watch = %s WHERE id = %s", (watch, repo_id))
 
 
 async def forget_repository(conn: Conn, repo_id: int) -> None:

@@ -1,0 +1,175 @@
+"""Talking to the daemon of a data directory: ask it, start it, stay attached to it.
+
+The protocol is one JSON object per line over the daemon's local socket (owner-only): a request
+``{"op": ..., ...}`` gets one reply ``{"ok": true, "result": ...}`` or ``{"ok": false, "code": ...,
+"message": ...}`` (our error family, code and message as MCP clients get them). ``attach`` is the
+exception: the connection stays open, the daemon counts it as a client that needs it, and says
+``{"event": "stop"}`` before it stops on request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from codebase_mcp.daemon.paths import DaemonPaths
+from codebase_mcp.errors import DaemonError, error_for_code
+
+log = logging.getLogger(__name__)
+
+LINE_LIMIT = 64 * 1024 * 1024  # the longest reply line (search results at full detail)
+OTHER_DATABASE = "other_database"  # the daemon of this data directory uses another database than the caller
+START_TIMEOUT = 90.0  # a first start creates the embedded cluster: tens of seconds on a slow disk
+
+
+class NotRunning(Exception):
+    """No daemon answers on this data directory's socket."""
+
+
+async def _connect(paths: DaemonPaths) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        return await asyncio.wait_for(asyncio.open_unix_connection(str(paths.socket), limit=LINE_LIMIT), 5.0)
+    except (OSError, TimeoutError) as exc:
+        raise NotRunning(str(exc)) from exc
+
+
+async def request(home: Path, op: str, *, timeout: float = 60.0, **args: Any) -> Any:
+    """One request to the running daemon; NotRunning when none answers, our error when it refuses."""
+    reader, writer = await _connect(DaemonPaths.of(home))
+    try:
+        writer.write(json.dumps({"op": op, **args}).encode() + b"\n")
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout)
+    except (OSError, TimeoutError) as exc:
+        raise NotRunning(str(exc)) from exc
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    if not line:
+        raise NotRunning("the daemon closed the connection")
+    reply = json.loads(line)
+    if reply.get("ok"):
+        return reply.get("result")
+    if reply.get("code") == OTHER_DATABASE:
+        raise NotRunning(str(reply.get("message")))
+    raise error_for_code(str(reply.get("code")), str(reply.get("message")))
+
+
+async def status(home: Path) -> dict[str, Any] | None:
+    """The running daemon's status, or None when none runs."""
+    try:
+        result = await request(home, "status", timeout=10.0)
+    except NotRunning:
+        return None
+    return dict(result)
+
+
+def spawn(home: Path) -> subprocess.Popen[bytes]:
+    """Start a daemon for ``home`` detached from this process (own session, no terminal, stdio away
+    from ours). If one is already running, the new one sees its lock and exits at once."""
+    paths = DaemonPaths.of(home)
+    paths.directory.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CODEBASE_MCP_HOME=str(home))
+    with paths.log.open("ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "codebase_mcp", "daemon", "run"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+            cwd=str(paths.directory),
+            start_new_session=True,
+            close_fds=True,
+        )
+    # reap it when it exits, so a long-lived starter (an MCP server) keeps no zombie
+    threading.Thread(target=proc.wait, name="daemon-reaper", daemon=True).start()
+    return proc
+
+
+async def ensure_running(home: Path, *, timeout: float = START_TIMEOUT) -> dict[str, Any]:
+    """The running daemon's status, starting one first when none runs."""
+    info = await status(home)
+    if info is not None:
+        return info
+    proc = spawn(home)
+    log.info("started the background daemon (pid %d) for %s", proc.pid, home)
+    deadline = time.monotonic() + timeout
+    while True:
+        await asyncio.sleep(0.1)
+        info = await status(home)
+        if info is not None:
+            return info
+        code = proc.poll()
+        if code not in (None, 0):
+            raise DaemonError(
+                f"The background daemon did not start (exit code {code}). Its log is "
+                f"{home / 'logs' / 'codebase-mcp.log'} (and {DaemonPaths.of(home).log})."
+            )
+        if time.monotonic() > deadline:
+            raise DaemonError(
+                f"The background daemon did not answer within {timeout:.0f} s. Its log is "
+                f"{home / 'logs' / 'codebase-mcp.log'}; `codebase-mcp daemon status` shows whether it runs."
+            )
+
+
+async def hand_over(home: Path, *, timeout: float = START_TIMEOUT) -> dict[str, Any]:
+    """A job was queued: make sure the daemon runs, and have it look for the job now."""
+    info = await ensure_running(home, timeout=timeout)
+    with contextlib.suppress(NotRunning):
+        await request(home, "wake", timeout=10.0)
+    return info
+
+
+async def stay_attached(home: Path, stopping: asyncio.Event) -> None:
+    """Keep the daemon running while this process runs (an MCP server): start it if none runs, hold a
+    connection it counts as a client, and start a new one if it dies (killed, crashed). A daemon that
+    was asked to stop (`codebase-mcp daemon stop`) is not restarted here; the next job start does."""
+    paths = DaemonPaths.of(home)
+    while not stopping.is_set():
+        stopped_on_request = False
+        try:
+            await ensure_running(home)
+            reader, writer = await _connect(paths)
+            try:
+                writer.write(b'{"op": "attach"}\n')
+                await writer.drain()
+                waiter = asyncio.ensure_future(stopping.wait())
+                try:
+                    while not stopping.is_set():
+                        line_task = asyncio.ensure_future(reader.readline())
+                        await asyncio.wait({line_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                        if not line_task.done():
+                            line_task.cancel()
+                            break
+                        line = line_task.result()
+                        if not line:
+                            log.warning("the background daemon went away; starting it again")
+                            break
+                        if json.loads(line).get("event") == "stop":
+                            stopped_on_request = True
+                            break
+                finally:
+                    waiter.cancel()
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+        except (NotRunning, OSError, ValueError) as exc:
+            log.warning("lost the background daemon: %s", exc)
+        except DaemonError as exc:
+            log.warning("%s", exc.message)
+        if stopped_on_request:
+            await stopping.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), 1.0)
