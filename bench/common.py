@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import sysconfig
-from pathlib import Path
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 CORPUS_DIR = Path(__file__).parent / ".corpus"
-# Large projects nobody here wrote, taken from the installed PyPI distributions.
-THROUGHPUT_PACKAGES = [
-    "transformers",
-    "torch",
-    "sympy",
-    "scipy",
-    "sklearn",
-    "networkx",
-    "numpy",
-    "mypy",
-    "hypothesis",
-    "pydantic",
-    "mcp",
-    "rich",
+DOWNLOADS = CORPUS_DIR / "downloads"
+
+
+@dataclass(frozen=True)
+class Sdist:
+    name: str
+    version: str
+    sha256: str
+
+
+#: Issue 10's corpus: three large PyPI source distributions, unpacked side by side (10,066 files).
+THROUGHPUT_SDISTS = [
+    Sdist("django", "5.2.19", "ad03d8abc51dbff95ebf34b27123cf0c26a3b62db7ba0cd520783686362533d1"),
+    Sdist("sympy", "1.14.0", "d3d3fe8df1e5a0b42f0e7bdf50541697dbe7d23746e894990c030e2b05e72517"),
+    Sdist("sqlalchemy", "2.1.9", "d700a8b2edfb26282a470333d6bc4a454c4acda4d201a3bea7b72fa76c217d28"),
 ]
 
 
@@ -42,6 +47,66 @@ def build_corpus(name: str, packages: list[str]) -> Path:
         if not src.is_dir():
             sys.exit(f"package {pkg} is not installed in this environment: pip install it first")
         shutil.copytree(src, dest / pkg, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def fetch_sdist(src: Sdist) -> Path:
+    """The pinned source archive, downloaded once into bench/.corpus/downloads (``pip download``) and
+    checked against its sha256 every time."""
+    DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    names = {f"{src.name}-{src.version}.tar.gz", f"{src.name.replace('-', '_')}-{src.version}.tar.gz"}
+    found = [p for p in DOWNLOADS.iterdir() if p.name.lower() in names]
+    if not found:
+        # no build isolation: with it, pip would build Cython from source to read sqlalchemy's metadata
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--no-build-isolation",
+        ]
+        subprocess.run([*cmd, "-d", str(DOWNLOADS), f"{src.name}=={src.version}"], check=True)
+        found = [p for p in DOWNLOADS.iterdir() if p.name.lower() in names]
+        if not found:
+            sys.exit(f"pip downloaded {src.name} {src.version}, but no {' or '.join(sorted(names))} in {DOWNLOADS}")
+    digest = hashlib.sha256(found[0].read_bytes()).hexdigest()
+    if digest != src.sha256:
+        sys.exit(f"{found[0]}: sha256 {digest}, but {src.sha256} is pinned: the published archive changed.")
+    return found[0]
+
+
+def sdist_corpus(name: str, sdists: list[Sdist]) -> Path:
+    """The sdists unpacked side by side under bench/.corpus/NAME/<name>-<version>/ (once; regular
+    files only). A folder left by an interrupted build is rebuilt."""
+    dest = CORPUS_DIR / name
+    done = CORPUS_DIR / f"{name}.complete"
+    if done.exists():
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for src in sdists:
+        with tarfile.open(fetch_sdist(src)) as tar:
+            members = [m for m in tar.getmembers() if m.isfile() and ".." not in PurePosixPath(m.name).parts]
+            tar.extractall(dest, members=members, filter="data")
+    done.write_text("")
+    return dest
+
+
+def throughput_corpus() -> Path:
+    return sdist_corpus("throughput-sdists", THROUGHPUT_SDISTS)
+
+
+def corpus_subset(root: Path, dest: Path, files: int) -> Path:
+    """The first ``files`` regular files of ``root`` (in path order) copied to ``dest``, tree kept."""
+    paths = sorted(p for p in root.rglob("*") if p.is_file())[:files]
+    for path in paths:
+        out = dest / path.relative_to(root)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, out)
     return dest
 
 

@@ -1,10 +1,11 @@
 """Background jobs: MCP tool latency while a job runs, kill -9 and resume, one worker vs two.
 
-    python bench/jobs.py [--seconds 90] [--files 10000]
+    python bench/jobs.py [--seconds 90] [--files 10000] [--latency-only]
 
 1. ``codebase-mcp serve`` over stdio (official MCP client), local model: job creation latency over 50
-   small repositories, then, while a large job runs in the same server (the throughput corpus subset),
-   status polls every 200 ms and a search every 500 ms for ``--seconds``: p50/p95 of each.
+   small repositories, then, while a large job runs in the same server (the first 3,000 files of issue
+   10's corpus, bench/common.py), status polls every 200 ms and a search every 500 ms for ``--seconds``:
+   p50/p95 of each.
 2. A generated ``--files`` repository, fake model (the job machinery, not the model, is measured): an
    uninterrupted run, then a run whose server is killed with SIGKILL half-way and restarted: same files
    and chunks? how many files were stored twice?
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +31,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from psycopg.rows import dict_row
 
 from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri, start_embedded
-from common import THROUGHPUT_PACKAGES, build_corpus, percentile, table
+from common import corpus_subset, percentile, table, throughput_corpus
 
 EXE = str(Path(sys.executable).with_name("codebase-mcp"))
 
@@ -86,11 +86,7 @@ async def latency_under_load(seconds: float, tmp: Path) -> list[tuple[str, str]]
     home = tmp / "home-latency"
     env = env_for(home, "local")
     small = [gen_repo(tmp / f"small{i}", 3) for i in range(50)]
-    big = build_corpus("throughput", THROUGHPUT_PACKAGES)
-    subset = tmp / "subset"
-    subset.mkdir()
-    for pkg in ("sympy", "networkx", "rich", "mypy"):
-        shutil.copytree(big / pkg, subset / pkg)
+    subset = corpus_subset(throughput_corpus(), tmp / "subset", 3000)  # issue 10's corpus, first 3,000 files
     create: list[float] = []
     status: list[float] = []
     search: list[float] = []
@@ -244,8 +240,10 @@ async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="cbm-jobs-"))
     rows: list[tuple[str, str]] = []
     rows += await latency_under_load(args.seconds, tmp)
-    rows += await kill_and_resume(args.files, tmp)
-    rows += await workers(args.files, tmp)
+    rows.append(("load average after the latency window (1/5/15 min)", " / ".join(f"{x:.1f}" for x in os.getloadavg())))
+    if not args.latency_only:
+        rows += await kill_and_resume(args.files, tmp)
+        rows += await workers(args.files, tmp)
     print(table(rows, "Background jobs"))
 
 
@@ -253,4 +251,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=90)
     parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--latency-only", action="store_true", help="part 1 only: latency while a job runs")
     asyncio.run(main(parser.parse_args()))

@@ -1,11 +1,12 @@
 """Concurrent clients while a large job runs: searches and status polls against one server.
 
     python bench/load.py [--clients 16] [--seconds 60] [--pollers 3] [--files 20000] [--provider local]
-                         [--separate-worker] [--daemon] [--json]
+                         [--corpus] [--separate-worker] [--daemon] [--json]
 
 One ``codebase-mcp serve --transport http`` on loopback (the transport several agent sessions share),
 on its own embedded PostgreSQL. A small repository is indexed first so that searches have answers; then
-a job over a generated repository of ``--files`` files starts, and once it runs, ``--clients`` MCP
+a job over a generated repository of ``--files`` files (with ``--corpus``: the first ``--files``
+files of issue 10's corpus, bench/common.py) starts, and once it runs, ``--clients`` MCP
 sessions (the official streamable-HTTP client) each search back to back, and ``--pollers`` sessions
 poll ``get_indexing_status`` every 200 ms, for ``--seconds``. Prints the latency table (and, with
 ``--json``, one JSON line last); any error is counted, never retried.
@@ -30,7 +31,7 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import percentile, table
+from common import corpus_subset, percentile, table, throughput_corpus
 from jobs import gen_repo
 
 EXE = str(Path(sys.executable).with_name("codebase-mcp"))
@@ -104,7 +105,11 @@ async def call(session: ClientSession, tool: str, **args: Any) -> dict[str, Any]
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     small = gen_repo(tmp / "small", 200)
     (small / "ledger.py").write_text("def reconcile_ledger_entries(ledger, statement):\n    return ledger\n")
-    big = gen_repo(tmp / "big", args.files)
+    big = (
+        corpus_subset(throughput_corpus(), tmp / "big", args.files)
+        if args.corpus
+        else gen_repo(tmp / "big", args.files)
+    )
     port = free_port()
     env = server_env(tmp / "home", args.provider)
     worker = None
@@ -192,6 +197,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "job_files_after": after["files_indexed"],
         "job_chunks_embedded_after": after["chunks_embedded"],
         "job_status_after": after["status"],
+        "job_phase_before": before.get("phase"),
+        "job_phase_after": after.get("phase"),
+        "load": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 
@@ -202,6 +210,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--provider", choices=["local", "fake"], default="local")
+    parser.add_argument("--corpus", action="store_true", help="the job indexes real code: issue 10's corpus")
     parser.add_argument("--separate-worker", action="store_true", help="run jobs in a `codebase-mcp worker` process")
     parser.add_argument("--daemon", action="store_true", help="run jobs in the background daemon")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
@@ -210,13 +219,22 @@ def main() -> None:
         r = asyncio.run(run(args, Path(tmp)))
     rows = [
         ("search clients / status pollers", f"{r['clients']} / {r['pollers']} (every 200 ms)"),
-        ("window", f"{r['seconds']} s, {r['provider']} model, a {args.files:,}-file job running"),
+        (
+            "window",
+            f"{r['seconds']} s, {r['provider']} model, a {args.files:,}-file job running "
+            f"({'issue 10 corpus' if args.corpus else 'generated files'})",
+        ),
+        ("load average at the end (1/5/15 min)", r["load"]),
         ("job runs in", "a separate worker process" if r["separate_worker"] else "the server process (default)"),
         ("searches (per second)", f"{r['searches']:,} ({r['searches_per_second']})"),
         ("search p50 / p95 / max", f"{r['search_p50_ms']} / {r['search_p95_ms']} / {r['search_max_ms']} ms"),
         ("status polls, p50 / p95", f"{r['polls']:,}, {r['poll_p50_ms']} / {r['poll_p95_ms']} ms"),
         ("errors", f"{r['errors']}"),
-        ("job progress in the window", f"{r['job_files_before']:,} → {r['job_files_after']:,} files"),
+        (
+            "job progress in the window",
+            f"{r['job_files_before']:,} → {r['job_files_after']:,} files, {r['job_chunks_embedded_after']:,} chunks "
+            f"embedded; phase {r['job_phase_before']} → {r['job_phase_after']}",
+        ),
     ]
     print(table(rows, "Concurrent clients during a job"))
     if args.json:

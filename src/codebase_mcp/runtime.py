@@ -3,16 +3,21 @@ indexer and the search engine."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from codebase_mcp.embeddings.base import EmbeddingModel, create_model
-from codebase_mcp.indexing.indexer import Indexer
 from codebase_mcp.search.engine import SearchEngine
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.database import Database, open_database
+
+if TYPE_CHECKING:
+    from codebase_mcp.indexing.indexer import Indexer
 
 
 @dataclass
@@ -23,6 +28,9 @@ class Runtime:
 
     @property
     def indexer(self) -> Indexer:
+        # imported here: the scanner, chunker and tree-sitter grammars are not needed to search
+        from codebase_mcp.indexing.indexer import Indexer
+
         return Indexer(self.db, self.model, self.settings)
 
     @cached_property
@@ -32,10 +40,22 @@ class Runtime:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, max_connections: int = 8) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, *, max_connections: int = 8, load_model: bool = False
+) -> AsyncIterator[Runtime]:
+    """``load_model``: load the embedding model in a thread while the database opens (a CLI search
+    needs both, and neither waits for the other)."""
     model = create_model(settings)
-    db = await open_database(settings, max_size=max_connections)
+    loading = asyncio.create_task(asyncio.to_thread(model.load)) if load_model else None
+    await asyncio.sleep(0)  # the thread starts before the embedded server is checked (blocking)
     try:
-        yield Runtime(settings, db, model)
+        db = await open_database(settings, max_size=max_connections)
+        try:
+            yield Runtime(settings, db, model)
+        finally:
+            await db.close()
     finally:
-        await db.close()
+        if loading is not None:
+            # a failed load fails the first embedding call too, which reports it
+            with contextlib.suppress(Exception):
+                await loading

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     store_batch_files: int = Field(
         default=200, ge=1, description="Files written per transaction while storing text and chunks."
     )
+    store_batch_bytes: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="At most this many bytes of files per transaction (a file larger than this is a batch "
+        "of its own): 200 translation catalogues make a batch of 16,000 chunks, whose COPY overran the "
+        "statement timeout on a loaded machine (docs/benchmarks.md).",
+    )
     max_concurrent_indexing_jobs: int = Field(
         default=2,
         ge=1,

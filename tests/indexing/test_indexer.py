@@ -9,7 +9,8 @@ import pytest
 
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.errors import Cancelled, InvalidInput
-from codebase_mcp.indexing.indexer import Indexer
+from codebase_mcp.indexing.indexer import Indexer, store_batches
+from codebase_mcp.indexing.scanner import FileEntry
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.database import Database
 from tests.conftest import make_repo
@@ -22,6 +23,14 @@ async def scalar(db: Database, query: str, *params: object) -> object:
         await conn.commit()
         assert row is not None
         return next(iter(row.values()))
+
+
+def test_store_batches_are_bounded_by_files_and_bytes() -> None:
+    entries = [FileEntry(f"f{i}", Path(f"f{i}"), size, 0) for i, size in enumerate([10, 10, 10, 50, 10, 200, 10])]
+    batches = store_batches(entries, max_files=2, max_bytes=60)
+    assert [[e.rel_path for e in b] for b in batches] == [["f0", "f1"], ["f2", "f3"], ["f4"], ["f5"], ["f6"]]
+    assert [e for b in batches for e in b] == entries  # every file once, in order
+    assert store_batches([], 2, 60) == []
 
 
 async def test_index_then_incremental_changes(

@@ -18,7 +18,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from codebase_mcp.cli.progress import progress_reporter
 from codebase_mcp.core import untrusted
 from codebase_mcp.daemon import client as daemon_client
 from codebase_mcp.daemon.paths import database_key
@@ -90,6 +89,8 @@ def index(
             raise typer.Exit(2)
         _run(lambda settings: _queue_job(settings, path, project, force), verbose=verbose)
         return
+
+    from codebase_mcp.cli.progress import progress_reporter  # rich.progress: only indexing shows one
 
     async def go(settings: Settings) -> None:
         async with open_runtime(settings) as rt:
@@ -201,7 +202,7 @@ def search(
             )
             result = SearchResponse.from_dict(record)
         except daemon_client.NotRunning:
-            async with open_runtime(settings) as rt:
+            async with open_runtime(settings, load_model=mode != "keyword") as rt:
                 result = await rt.search.search(query, project_id=project, filters=filters, limit=limit, mode=mode)  # type: ignore[arg-type]
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")

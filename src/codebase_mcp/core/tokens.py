@@ -7,6 +7,7 @@ query matches exactly and a natural-language query matches the parts.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+", re.ASCII)
@@ -95,18 +96,22 @@ def split_identifier(word: str) -> list[str]:
 def code_tokens(text: str) -> list[str]:
     """Tokens of ``text`` in order: each identifier whole, then its parts when it has several."""
     out: list[str] = []
-    for match in _WORD.finditer(text):
-        word = match.group(0)
-        if len(word) > MAX_TOKEN_LEN:
-            continue
-        whole = word.strip("_").lower()
-        if not whole:
-            continue
-        out.append(whole)
-        parts = split_identifier(word)
-        if len(parts) > 1:
-            out.extend(parts)
+    for word in _WORD.findall(text):
+        out.extend(_word_tokens(word))
     return out
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _word_tokens(word: str) -> tuple[str, ...]:
+    """One word's tokens. Cached: code repeats its identifiers, and splitting them was two thirds of
+    the read + chunk time on issue 10's corpus (docs/benchmarks.md)."""
+    if len(word) > MAX_TOKEN_LEN:
+        return ()
+    whole = word.strip("_").lower()
+    if not whole:
+        return ()
+    parts = split_identifier(word)
+    return (whole, *parts) if len(parts) > 1 else (whole,)
 
 
 PATH_FOLDERS = 3  # last folder names of a chunk's path that join its keyword text

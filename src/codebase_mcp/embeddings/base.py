@@ -4,6 +4,7 @@ E5 prefix them differently). Implementations register a factory under a provider
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -27,6 +28,11 @@ class EmbeddingModel(ABC):
     def embed_batch(self, texts: Sequence[str], mode: Mode = "document") -> Vectors:
         """Embed ``texts``; shape ``(len(texts), dimension)``, rows of unit length."""
 
+    def load(self) -> None:
+        """Do now what the first call would do anyway (read weights, build a session); blocking, so
+        callers run it in a thread. Nothing by default."""
+        return None
+
     def embed_query(self, text: str) -> Vectors:
         row: Vectors = self.embed_batch([text], "query")[0]
         return row
@@ -43,15 +49,23 @@ def register(provider: str) -> Callable[[Callable[[Settings], EmbeddingModel]], 
     return wrap
 
 
-def create_model(settings: Settings) -> EmbeddingModel:
-    # Importing the implementations registers them.
-    from codebase_mcp.embeddings import fake, http, local  # noqa: F401
+#: The module implementing each provider; only the chosen one is imported (the http provider's HTTP
+#: client, for one, costs a CLI search a tenth of a second to import).
+PROVIDER_MODULES = {
+    "local": "codebase_mcp.embeddings.local",
+    "fake": "codebase_mcp.embeddings.fake",
+    "http": "codebase_mcp.embeddings.http",
+}
 
-    factory = _REGISTRY.get(settings.embedding_provider)
+
+def create_model(settings: Settings) -> EmbeddingModel:
+    provider = settings.embedding_provider
+    if provider not in _REGISTRY and provider in PROVIDER_MODULES:
+        importlib.import_module(PROVIDER_MODULES[provider])  # importing an implementation registers it
+    factory = _REGISTRY.get(provider)
     if factory is None:
-        raise CodebaseError(
-            f"Unknown embedding provider {settings.embedding_provider!r}; choose one of {', '.join(sorted(_REGISTRY))}."
-        )
+        known = sorted(set(_REGISTRY) | set(PROVIDER_MODULES))
+        raise CodebaseError(f"Unknown embedding provider {provider!r}; choose one of {', '.join(known)}.")
     return factory(settings)
 
 

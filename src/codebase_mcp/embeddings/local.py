@@ -182,17 +182,27 @@ class LocalEmbeddingModel(EmbeddingModel):
         #: How many times this instance derived its graph (0 when it came from the cache).
         self.derivations = 0
         self.providers: list[str] = []
-        self._session: Any = None
+        # one session for documents (``threads`` intra-op threads) and one for queries (one thread, the
+        # caller's): a query never waits for the document session's thread pool, and the document
+        # session's pool threads are created by the thread that first embeds documents, so they share
+        # its CPU priority (a server's job threads run at a lower one: jobs/worker.py)
+        self._sessions: dict[Mode, Any] = {}
         self._tokenizer: Any = None
+        self._graph: Path | None = None
         self._lock = threading.Lock()
 
-    def _load(self) -> tuple[Any, Any]:
-        with self._lock:
-            if self._session is None:
-                self._session, self._tokenizer = self._open()
-            return self._session, self._tokenizer
+    def load(self) -> None:
+        """Load what searching needs: the tokenizer and the query session."""
+        self._load("query")
 
-    def _open(self) -> tuple[Any, Any]:
+    def _load(self, mode: Mode) -> tuple[Any, Any]:
+        with self._lock:
+            if mode not in self._sessions:
+                self._sessions[mode] = self._open(self.threads if mode == "document" else 1)
+            return self._sessions[mode], self._tokenizer
+
+    def _open(self, threads: int) -> Any:
+        """A new ONNX Runtime session (and, on first use, the tokenizer and the checked, derived graph)."""
         # Our own threads and no fork warnings: the tokenizer's thread pool stays off.
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         try:
@@ -204,19 +214,22 @@ class LocalEmbeddingModel(EmbeddingModel):
                 "or set CODEBASE_MCP_EMBEDDING_PROVIDER=http."
             ) from exc
         source = self.source or source_model_path()
-        check_source(source, self.source_sha256)
-        path = source
-        if self.cache_dir is not None:
-            path = derived_path(self.cache_dir, self.int8, self.source_sha256)
-            if not path.exists():
-                derive_graph(source, path, self.int8)
-                self.derivations += 1
-        elif self.int8:
-            raise EmbeddingError("The int8 embedding model needs a cache directory for its derived graph.")
+        if self._graph is None:
+            check_source(source, self.source_sha256)
+            path = source
+            if self.cache_dir is not None:
+                path = derived_path(self.cache_dir, self.int8, self.source_sha256)
+                if not path.exists():
+                    derive_graph(source, path, self.int8)
+                    self.derivations += 1
+            elif self.int8:
+                raise EmbeddingError("The int8 embedding model needs a cache directory for its derived graph.")
+            self._graph = path
+        path = self._graph
         ort.set_default_logger_severity(3)
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -234,18 +247,20 @@ class LocalEmbeddingModel(EmbeddingModel):
             self.derivations += 1
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         self.providers = list(session.get_providers())
-        tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
-        # tokenizer.json truncates *and pads* to 128: set our budget and pad per batch instead.
-        tokenizer.enable_truncation(max_length=self.max_tokens)
-        tokenizer.no_padding()
-        log.info("loaded %s (%s) with %d threads", self.name, ", ".join(self.providers), self.threads)
-        return session, tokenizer
+        if self._tokenizer is None:
+            tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
+            # tokenizer.json truncates *and pads* to 128: set our budget and pad per batch instead.
+            tokenizer.enable_truncation(max_length=self.max_tokens)
+            tokenizer.no_padding()
+            self._tokenizer = tokenizer
+        log.info("loaded %s (%s) with %d threads", self.name, ", ".join(self.providers), threads)
+        return session
 
     def embed_batch(self, texts: Sequence[str], mode: Mode = "document") -> Vectors:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        session, tokenizer = self._load()
+        session, tokenizer = self._load(mode)
         encodings = tokenizer.encode_batch(list(texts))
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: little padding

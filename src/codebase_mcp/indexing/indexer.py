@@ -16,8 +16,10 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 from codebase_mcp.core.identity import host_name
 from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path, language_for
@@ -36,6 +38,7 @@ from codebase_mcp.storage.index_store import Fence
 log = logging.getLogger(__name__)
 
 ANALYZE_AFTER_CHUNKS = 5000
+T = TypeVar("T")
 ProgressCallback = Callable[[Progress], None]
 StopCheck = Callable[[], bool]
 
@@ -69,11 +72,32 @@ def chunk_rows(rel_path: str, language: str, chunks: Sequence[Chunk]) -> tuple[C
     )
 
 
+def store_batches(entries: Sequence[FileEntry], max_files: int, max_bytes: int) -> list[list[FileEntry]]:
+    """``entries`` in order, cut into batches of at most ``max_files`` files and ``max_bytes`` bytes (a
+    larger file is a batch of its own): one batch is one transaction, bounded in time and memory."""
+    batches: list[list[FileEntry]] = []
+    current: list[FileEntry] = []
+    size = 0
+    for entry in entries:
+        if current and (len(current) >= max_files or size + entry.size > max_bytes):
+            batches.append(current)
+            current, size = [], 0
+        current.append(entry)
+        size += entry.size
+    if current:
+        batches.append(current)
+    return batches
+
+
 class Indexer:
-    def __init__(self, db: Database, model: EmbeddingModel, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, model: EmbeddingModel, settings: Settings, *, executor: Executor | None = None
+    ) -> None:
+        """``executor`` runs the CPU work (scan, read and chunk, embed); None: asyncio's default."""
         self.db = db
         self.model = model
         self.settings = settings
+        self._executor = executor
         # a batch statement slower than a heartbeat timeout means a paused or hung writer
         self._batch_timeout_ms = int(max(settings.job_heartbeat_timeout_seconds, 10.0) * 1000)
 
@@ -129,7 +153,7 @@ class Indexer:
 
         started = time.perf_counter()
         notify(state)
-        result = await asyncio.to_thread(scan, root, self.settings.max_file_bytes)
+        result = await self._in_thread(scan, root, self.settings.max_file_bytes)
         state.seconds["scan"] = time.perf_counter() - started
         skipped: list[SkippedFile] = list(result.skipped)
         state.files_total = len(result.files)
@@ -155,18 +179,17 @@ class Indexer:
         notify(state)
 
         started = time.perf_counter()
-        batch_size = self.settings.store_batch_files
-        batches = [to_read[i : i + batch_size] for i in range(0, len(to_read), batch_size)]
+        batches = store_batches(to_read, self.settings.store_batch_files, self.settings.store_batch_bytes)
         # pipeline: the next batch is read and chunked in a thread while PostgreSQL stores this one
         pending: asyncio.Future[list[FileWrite]] | None = None
         try:
             for index, batch in enumerate(batches):
                 if stop():
                     raise Cancelled("Indexing was cancelled; the files stored so far stay indexed.")
-                writes = await (pending or asyncio.to_thread(self._prepare, batch, known))
+                writes = await (pending or self._in_thread(self._prepare, batch, known))
                 pending = None
                 if index + 1 < len(batches):
-                    pending = asyncio.ensure_future(asyncio.to_thread(self._prepare, batches[index + 1], known))
+                    pending = self._in_thread(self._prepare, batches[index + 1], known)
                 async with self.db.connection() as conn:
                     stats = await index_store.store_batch(conn, repo_id, writes, self._batch_timeout_ms)
                     if fence is not None:
@@ -207,6 +230,9 @@ class Indexer:
         state.phase = JobPhase.DONE
         notify(state)
         return state
+
+    def _in_thread(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _prepare(self, batch: Sequence[FileEntry], known: dict[str, FileState]) -> list[FileWrite]:
         out: list[FileWrite] = []
@@ -260,7 +286,7 @@ class Indexer:
             for chunk in pending:
                 unique.setdefault(chunk.embed_hash, embedding_text(chunk.path, chunk.symbol, chunk.content))
             hashes = list(unique)
-            vectors = await asyncio.to_thread(self.model.embed_batch, [unique[h] for h in hashes], "document")
+            vectors = await self._in_thread(self.model.embed_batch, [unique[h] for h in hashes], "document")
             async with self.db.connection() as conn:
                 await index_store.bound_statements(conn, self._batch_timeout_ms)
                 await index_store.add_to_cache(conn, model_id, hashes, vectors)

@@ -8,10 +8,15 @@ threads, so the event loop (and an MCP server sharing it) stays responsive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import socket
+import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psutil
@@ -19,6 +24,7 @@ import psutil
 from codebase_mcp.core.identity import process_id
 from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate, Progress
 from codebase_mcp.errors import Cancelled, CodebaseError, DatabaseUnavailable, JobTimedOut, LostOwnership
+from codebase_mcp.indexing.indexer import Indexer
 from codebase_mcp.indexing.locks import RepositoryLocks
 from codebase_mcp.runtime import Runtime
 from codebase_mcp.storage import job_store
@@ -38,6 +44,28 @@ class Outcome:
     status: JobStatus
     message: str
     error: str | None = None
+
+
+#: The nice value of the threads that do a job's CPU work: above the event loop's and the searches'.
+BACKGROUND_NICE = 10
+_background: ThreadPoolExecutor | None = None
+
+
+def _lower_priority() -> None:
+    if sys.platform == "linux":  # per thread on Linux only; elsewhere this would renice the process
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+
+
+def background_executor() -> ThreadPoolExecutor:
+    """The threads that read, chunk and embed for jobs, at a lower CPU priority than the event loop
+    and the threads searches use (asyncio's default executor): while a job runs in the server, the
+    scheduler gives searches and status polls the cores first (docs/benchmarks.md, issue 10)."""
+    global _background
+    if _background is None:
+        # two: a batch is read and chunked while the previous one is stored, or embedded
+        _background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="job", initializer=_lower_priority)
+    return _background
 
 
 class Worker:
@@ -161,7 +189,8 @@ class Worker:
             task.add_done_callback(pending_push.discard)
 
         try:
-            final = await self.rt.indexer.index(
+            indexer = Indexer(self.rt.db, self.rt.model, self.settings, executor=background_executor())
+            final = await indexer.index(
                 job.repo_path,
                 project_id=job.project_id,
                 force=job.force_reindex and attempt == 1,
