@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,10 +24,7 @@ from codebase_mcp.daemon.paths import database_key
 from codebase_mcp.domain import SearchFilters, SearchResponse
 from codebase_mcp.errors import CodebaseError, InvalidInput, NotFound
 from codebase_mcp.logging_setup import setup_logging
-from codebase_mcp.runtime import open_runtime
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import repo_store
-from codebase_mcp.storage.embedded import release_embedded
 
 app = typer.Typer(
     name="codebase-mcp",
@@ -40,6 +37,26 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("codebase_mcp.cli")
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from codebase_mcp.runtime import Runtime
+
+
+# The database driver, numpy and the model code are imported by the commands that use them, not at
+# start: a search answered by the daemon needs none of them.
+def open_runtime(settings: Settings, **kwargs: Any) -> AbstractAsyncContextManager[Runtime]:
+    from codebase_mcp.runtime import open_runtime as open_it
+
+    return open_it(settings, **kwargs)
+
+
+def release_embedded() -> None:
+    from codebase_mcp.storage.embedded import release_embedded as release
+
+    release()
+
 
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project the repository belongs to.")]
 
@@ -238,6 +255,8 @@ def repos(
     """List indexed repositories."""
 
     async def go(settings: Settings) -> None:
+        from codebase_mcp.storage import repo_store
+
         async with open_runtime(settings) as rt, rt.db.connection() as conn:
             rows = await repo_store.list_repositories(conn, project)
         if as_json:
@@ -270,6 +289,8 @@ def forget(
     """Remove a repository and everything indexed from it."""
 
     async def go(settings: Settings) -> None:
+        from codebase_mcp.storage import repo_store
+
         async with open_runtime(settings) as rt, rt.db.connection() as conn:
             repo = await repo_store.find_repository(conn, project, _repo_ref(repository))
             await repo_store.forget_repository(conn, repo.id)
@@ -288,6 +309,8 @@ def skipped(
     """Show what the last index of a repository left out, and why."""
 
     async def go(settings: Settings) -> None:
+        from codebase_mcp.storage import repo_store
+
         async with open_runtime(settings) as rt, rt.db.connection() as conn:
             repo = await repo_store.find_repository(conn, project, _repo_ref(repository))
             rows = await repo_store.skipped_files(conn, repo.id)
@@ -309,6 +332,8 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show the database in use and what is indexed."""
 
     async def go(settings: Settings) -> None:
+        from codebase_mcp.storage import repo_store
+
         async with open_runtime(settings) as rt, rt.db.connection() as conn:
             row: dict[str, Any] = asdict(await repo_store.database_status(conn))
         row["database"] = "embedded" if rt.db.embedded else "external"
@@ -492,6 +517,7 @@ def watch(
     """Follow a repository's edits in the daemon (the default), or not (--off)."""
 
     async def go(settings: Settings) -> None:
+        from codebase_mcp.storage import repo_store
         from codebase_mcp.storage.database import open_database
 
         db = await open_database(settings, max_size=2)
