@@ -128,7 +128,8 @@ class Daemon:
                 continue
             try:
                 async with self.rt.db.connection() as conn:
-                    waiting = await job_store.claimable_count(conn, self.settings.job_heartbeat_timeout_seconds)
+                    # a running job whose worker has missed a few beats will soon be ours to take over
+                    waiting = await job_store.claimable_count(conn, 3 * self.settings.job_heartbeat_seconds)
             except DatabaseUnavailable:
                 waiting = 1  # cannot tell: stay, the worker retries
             if waiting:

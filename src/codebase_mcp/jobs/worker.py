@@ -33,6 +33,16 @@ from codebase_mcp.storage.database import Conn
 log = logging.getLogger(__name__)
 
 
+def live_pids() -> set[int]:
+    """Processes of this host that are alive: a killed process whose parent has not reaped it yet (a
+    zombie) is dead for our purposes."""
+    alive = set()
+    for proc in psutil.process_iter(["status"]):
+        if proc.info["status"] != psutil.STATUS_ZOMBIE:
+            alive.add(proc.pid)
+    return alive
+
+
 def new_worker_id() -> str:
     return f"{process_id()}:{uuid.uuid4().hex[:6]}"
 
@@ -93,7 +103,7 @@ class Worker:
         """Claim and run jobs until ``stop()``; at most one at a time per worker."""
         async with self.rt.db.connection() as conn:
             host = socket.gethostname() + ":"
-            released = await job_store.release_dead_local_jobs(conn, host, set(psutil.pids()))
+            released = await job_store.release_dead_local_jobs(conn, host, live_pids())
             if released:
                 log.info("resuming %d job(s) whose local worker is gone", released)
             await job_store.prune(conn, self.settings.job_retention_days)

@@ -169,12 +169,13 @@ async def claim(conn: Conn, worker_id: str, heartbeat_timeout: float, max_runnin
     return _job(job)
 
 
-async def claimable_count(conn: Conn, heartbeat_timeout: float) -> int:
-    """Jobs a worker could claim now: pending ones, and running ones whose worker stopped beating."""
+async def claimable_count(conn: Conn, silent_for: float) -> int:
+    """Jobs a worker could claim now or soon: pending ones, and running ones whose worker has not beaten
+    its heartbeat for ``silent_for`` seconds."""
     cur = await conn.execute(
         "SELECT count(*) AS n FROM indexing_jobs WHERE status = 'pending' OR (status = 'running' "
         "AND heartbeat_at < now() - make_interval(secs => %s))",
-        (heartbeat_timeout,),
+        (silent_for,),
     )
     row = await cur.fetchone()
     return int(row["n"]) if row is not None else 0
