@@ -64,23 +64,33 @@ def watched_mode(watcher: Watcher, repo_id: int) -> str | None:
     return entry.mode if entry else None
 
 
+async def index_once(rt: Runtime, root: Path) -> int:
+    """Index ``root`` (as a first `codebase-mcp index` does) and return its repository id."""
+    await rt.indexer.index(root)
+    async with rt.db.connection() as conn:
+        return (await repo_store.find_repository(conn, "default", str(root.resolve()))).id
+
+
+async def until_watching(watcher: Watcher, repo_id: int) -> None:
+    """Pick up the repositories to watch and wait for this one's first sync."""
+    await watcher.refresh()
+
+    async def is_watching() -> bool:
+        return watched_mode(watcher, repo_id) == "watching"
+
+    await until(is_watching, "the first sync after the watch starts")
+
+
 async def test_edits_deletions_renames_and_ignore_files_reach_the_index(runtime: Runtime, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "pkg").mkdir(parents=True)
     (repo / "pkg" / "billing.py").write_text("def charge_customer(card):\n    return card\n")
     (repo / "pkg" / "legacy.py").write_text("def old_refund_path(order):\n    return order\n")
     (repo / ".gitignore").write_text("*.log\n")
-    await runtime.indexer.index(repo)
-    async with runtime.db.connection() as conn:
-        repo_id = (await repo_store.find_repository(conn, "default", str(repo.resolve()))).id
+    repo_id = await index_once(runtime, repo)
 
     async with watching(runtime) as watcher:
-        await watcher.refresh()
-
-        async def is_watching() -> bool:
-            return watched_mode(watcher, repo_id) == "watching"
-
-        await until(is_watching, "the first sync after the watch starts")
+        await until_watching(watcher, repo_id)
 
         (repo / "pkg" / "shipping.py").write_text("def schedule_parcel_pickup(parcel):\n    return parcel\n")
 
@@ -137,16 +147,9 @@ async def test_a_burst_of_changes_is_synced_in_few_runs(runtime: Runtime, tmp_pa
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "seed.py").write_text("def seed():\n    pass\n")
-    await runtime.indexer.index(repo)
-    async with runtime.db.connection() as conn:
-        repo_id = (await repo_store.find_repository(conn, "default", str(repo.resolve()))).id
+    repo_id = await index_once(runtime, repo)
     async with watching(runtime) as watcher:
-        await watcher.refresh()
-
-        async def is_watching() -> bool:
-            return watched_mode(watcher, repo_id) == "watching"
-
-        await until(is_watching, "the first sync")
+        await until_watching(watcher, repo_id)
         before = watcher.watched[repo_id].syncs
         for i in range(300):
             (repo / f"switched_{i:03d}.py").write_text(f"def branch_function_{i}():\n    return {i}\n")
@@ -170,9 +173,7 @@ async def test_only_this_machines_opted_in_existing_repositories_are_watched(run
     for root in (kept, opted_out, removed):
         root.mkdir()
         (root / "main.py").write_text("def main():\n    pass\n")
-        await runtime.indexer.index(root)
-        async with runtime.db.connection() as conn:
-            ids[root.name] = (await repo_store.find_repository(conn, "default", str(root.resolve()))).id
+        ids[root.name] = await index_once(runtime, root)
     async with runtime.db.connection() as conn:
         await repo_store.set_watch(conn, ids["opted-out"], False)
         await conn.execute("UPDATE repositories SET host = 'another-machine' WHERE id = %s", (ids["kept"],))
@@ -203,9 +204,7 @@ async def test_repositories_are_rescanned_when_the_os_refuses_watches(
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "a.py").write_text("def first_function():\n    pass\n")
-    await runtime.indexer.index(repo)
-    async with runtime.db.connection() as conn:
-        repo_id = (await repo_store.find_repository(conn, "default", str(repo.resolve()))).id
+    repo_id = await index_once(runtime, repo)
     async with watching(runtime) as watcher:
         await watcher.refresh()
         (repo / "b.py").write_text("def rescanned_function():\n    pass\n")
