@@ -21,6 +21,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from codebase_mcp import package_version
 from codebase_mcp.daemon.client import OTHER_DATABASE
 from codebase_mcp.daemon.paths import DaemonPaths, database_key
 from codebase_mcp.daemon.watcher import Watcher
@@ -39,15 +40,6 @@ IDLE_CHECK_SECONDS = 1.0
 
 class _OtherDatabase(Exception):
     """A request meant for a daemon of another database (the caller falls back to its own work)."""
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("codebase-mcp")
-    except PackageNotFoundError:  # pragma: no cover - a bare checkout
-        return "0+unknown"
 
 
 class Daemon:

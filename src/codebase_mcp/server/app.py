@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import difflib
 import functools
-import importlib.metadata
 import json
 import logging
 import time
@@ -23,6 +22,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import Field, ValidationError
 
+from codebase_mcp import package_version
 from codebase_mcp.core import untrusted
 from codebase_mcp.core.validation import check_project_id, validate_client_path
 from codebase_mcp.daemon import client as daemon_client
@@ -179,13 +179,6 @@ def guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
 def _report_warm_up(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("could not load the embedding model: %s", task.exception())
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("codebase-mcp")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "0+unknown"
 
 
 class CodebaseServer(MCPServer[Any]):
