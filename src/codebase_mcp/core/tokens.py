@@ -8,6 +8,7 @@ query matches exactly and a natural-language query matches the parts.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+", re.ASCII)
@@ -95,10 +96,8 @@ def split_identifier(word: str) -> list[str]:
 
 def code_tokens(text: str) -> list[str]:
     """Tokens of ``text`` in order: each identifier whole, then its parts when it has several."""
-    out: list[str] = []
-    for word in _WORD.findall(text):
-        out.extend(_word_tokens(word))
-    return out
+    # map and chain run the per-word loop in C: a Python loop here was most of code_tokens' own time
+    return list(itertools.chain.from_iterable(map(_word_tokens, _WORD.findall(text))))
 
 
 @functools.lru_cache(maxsize=1 << 16)
