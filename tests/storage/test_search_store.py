@@ -16,7 +16,7 @@ from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.indexing.indexer import Indexer
 from codebase_mcp.search.engine import SearchEngine
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import search_store
+from codebase_mcp.storage import index_store, search_store
 from codebase_mcp.storage.database import Database
 from codebase_mcp.storage.search_store import keyword_candidates, lexemes, tsquery_any
 
@@ -54,6 +54,15 @@ async def _stats(db: Database, repo_name: str) -> tuple[dict[str, Any], dict[str
             (rid,),
         )
         fresh_postings = [tuple(r.values()) for r in await cur.fetchall()]
+        # tsv and doc_len are written by the indexer (migration 0009): the same as computing them here
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM chunks WHERE repository_id = %s "
+            "AND (tsv <> to_tsvector('english', search_text) OR doc_len <> tsvector_token_count(tsv))",
+            (rid,),
+        )
+        assert (await cur.fetchone() or {})["n"] == 0
+        cur = await conn.execute("SELECT count(*) AS n FROM bm25_bulk WHERE repository_id = %s", (rid,))
+        assert (await cur.fetchone() or {})["n"] == 0
     assert docs == fresh_docs and terms == fresh_terms
     assert postings == fresh_postings and len(postings) == sum(terms.values())
     return docs, terms
@@ -100,6 +109,96 @@ async def test_statistics_follow_reindexing_and_deletion(db: Database, settings:
             "WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = p.chunk_id)"
         )
         assert (await cur.fetchone() or {})["n"] == 0
+
+
+def _write_tree(repo: Path, files: int, seed: int = 0) -> None:
+    repo.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        (repo / f"m{i}.py").write_text(
+            f"def handler_{i}_{seed}(request):\n    return parse_request(request, {i * seed})\n\n"
+            f"class Ledger{i % 7}:\n    def reconcile_{i % 5}(self, book):\n        return sorted(book)\n"
+        )
+
+
+async def test_bulk_loads_build_the_same_postings(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that writes a large share of a repository skips per-statement postings and builds them in
+    one pass at the end; the statistics are those of a rebuild, before and after smaller runs."""
+    from codebase_mcp.indexing import indexer as indexer_module
+
+    monkeypatch.setattr(indexer_module, "BULK_MIN_FILES", 10)
+    repo = tmp_path / "bulk"
+    _write_tree(repo, 30)
+    indexer = Indexer(db, FakeEmbeddingModel(), settings)
+    bulk_runs: list[int] = []
+    real_begin = index_store.begin_bulk_postings
+
+    async def counting_begin(conn: Any, repo_id: int) -> None:
+        bulk_runs.append(repo_id)
+        await real_begin(conn, repo_id)
+
+    monkeypatch.setattr(index_store, "begin_bulk_postings", counting_begin)
+    await indexer.index(repo)  # first index: bulk
+    assert len(bulk_runs) == 1
+    await _stats(db, "bulk")
+    (repo / "m3.py").write_text("def settle_accounts(book):\n    return 0\n")
+    (repo / "m4.py").unlink()
+    await indexer.index(repo)  # two files: per statement
+    assert len(bulk_runs) == 1
+    _, terms = await _stats(db, "bulk")
+    assert terms["settl"] == 1
+    for i in range(12, 30):  # more than a third of the files: bulk again
+        (repo / f"m{i}.py").unlink()
+    _write_tree(repo / "pkg", 20, seed=3)
+    await indexer.index(repo)
+    assert len(bulk_runs) == 2
+    await _stats(db, "bulk")
+    await indexer.index(repo, force=True)
+    assert len(bulk_runs) == 3
+    await _stats(db, "bulk")
+
+
+async def test_keyword_search_works_while_postings_are_built(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped in the middle of a bulk load leaves its files searchable (exactly, from the GIN
+    candidates) and the next run builds the postings."""
+    from codebase_mcp.errors import Cancelled
+    from codebase_mcp.indexing import indexer as indexer_module
+
+    monkeypatch.setattr(indexer_module, "BULK_MIN_FILES", 10)
+    monkeypatch.setattr(settings, "store_batch_files", 10)
+    repo = tmp_path / "halfway"
+    _write_tree(repo, 40)
+    (repo / "m0.py").write_text("def zephyr_window():\n    return 'zephyr'\n")
+    batches = 0
+
+    def stop_after_two() -> bool:
+        nonlocal batches
+        batches += 1
+        return batches > 2
+
+    indexer = Indexer(db, FakeEmbeddingModel(), settings)
+    with pytest.raises(Cancelled):
+        await indexer.index(repo, should_stop=stop_after_two)
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM bm25_postings p JOIN repositories r ON r.id = p.repository_id "
+            "WHERE r.name = 'halfway'"
+        )
+        assert (await cur.fetchone() or {})["n"] == 0
+        cur = await conn.execute("SELECT count(*) AS n FROM bm25_bulk")
+        assert (await cur.fetchone() or {})["n"] == 1
+    engine = SearchEngine(db, None)
+    during = await engine.search("zephyr window", mode="keyword", limit=5)
+    assert during.hits and during.hits[0].path == "m0.py"
+    during_common = await engine.search("reconcile ledger book", mode="keyword", limit=10)
+    assert len(during_common.hits) == 10
+    await indexer.index(repo)
+    await _stats(db, "halfway")
+    after = await engine.search("zephyr window", mode="keyword", limit=5)
+    assert [(h.path, h.score) for h in after.hits][:1] == [(h.path, h.score) for h in during.hits][:1]
 
 
 async def test_ranking_does_not_move_with_analyze(db: Database, settings: Settings, polyglot: Path) -> None:

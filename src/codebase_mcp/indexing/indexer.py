@@ -38,6 +38,11 @@ from codebase_mcp.storage.index_store import Fence
 log = logging.getLogger(__name__)
 
 ANALYZE_AFTER_CHUNKS = 5000
+#: A run that writes at least this many files, and at least ``BULK_MIN_SHARE`` of the repository's,
+#: loads in bulk: its BM25 postings are built in one sorted pass at the end of the store phase instead
+#: of per statement (migration 0009; docs/benchmarks.md has the measurement).
+BULK_MIN_FILES = 200
+BULK_MIN_SHARE = 1 / 3
 T = TypeVar("T")
 ProgressCallback = Callable[[Progress], None]
 StopCheck = Callable[[], bool]
@@ -146,10 +151,6 @@ class Indexer:
     ) -> Progress:
         async with self.db.connection() as conn:
             model_id = await index_store.ensure_model(conn, self.model.name, self.model.dimension)
-        async with self.db.connection() as conn:
-            if force:
-                await index_store.clear_repository(conn, repo_id)
-            await index_store.drop_foreign_embeddings(conn, repo_id, model_id)
 
         started = time.perf_counter()
         notify(state)
@@ -159,14 +160,8 @@ class Indexer:
         state.files_total = len(result.files)
 
         async with self.db.connection() as conn:
-            known = await index_store.file_states(conn, repo_id)
-        on_disk = {entry.rel_path for entry in result.files}
-        gone = [p for p in known if p not in on_disk]
-        if gone:
-            async with self.db.connection() as conn:
-                await index_store.delete_files(conn, repo_id, gone)
-            state.files_deleted = len(gone)
-
+            known = {} if force else await index_store.file_states(conn, repo_id)
+            bulk = await index_store.bulk_postings_pending(conn, repo_id)
         to_read: list[FileEntry] = []
         for entry in result.files:
             old = known.get(entry.rel_path)
@@ -174,6 +169,22 @@ class Indexer:
                 state.files_unchanged += 1
             else:
                 to_read.append(entry)
+        if not bulk and len(to_read) >= max(BULK_MIN_FILES, BULK_MIN_SHARE * len(result.files)):
+            async with self.db.connection() as conn:
+                await index_store.begin_bulk_postings(conn, repo_id)
+            bulk = True
+        async with self.db.connection() as conn:
+            if force:
+                await index_store.clear_repository(conn, repo_id)
+            await index_store.drop_foreign_embeddings(conn, repo_id, model_id)
+
+        on_disk = {entry.rel_path for entry in result.files}
+        gone = [p for p in known if p not in on_disk]
+        if gone:
+            async with self.db.connection() as conn:
+                await index_store.delete_files(conn, repo_id, gone)
+            state.files_deleted = len(gone)
+
         state.files_done = state.files_unchanged
         state.phase = JobPhase.CHUNKING
         notify(state)
@@ -204,6 +215,14 @@ class Indexer:
         finally:
             if pending is not None:
                 pending.cancel()
+        if bulk:  # the postings of a bulk load, in one sorted pass (keyword search used GIN meanwhile)
+            built = time.perf_counter()
+            async with self.db.connection() as conn:
+                postings = await index_store.finish_bulk_postings(conn, repo_id)
+                if fence is not None:
+                    await fence(conn, BatchStats())
+            state.seconds["postings"] = time.perf_counter() - built
+            log.info("built %d BM25 postings of repository %d in bulk", postings, repo_id)
         state.seconds["store"] = time.perf_counter() - started
 
         state.files_skipped = len(skipped)

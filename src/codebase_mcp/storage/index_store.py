@@ -23,10 +23,23 @@ REPOSITORY_LOCK = 0x72657078  # advisory lock space: one index run per repositor
 # Called inside each write transaction with what it commits; raises to roll it back (job fencing).
 Fence = Callable[[Conn, BatchStats], Awaitable[None]]
 
-# the order of these columns is the order of the values written for each ChunkRow below
-_CHUNK_COPY = (
-    "COPY chunks (file_id, repository_id, ordinal, start_line, end_line, kind, symbol, language, content, "
-    "embed_hash, search_text, embed_priority) FROM STDIN WITH (FORMAT BINARY)"
+# Chunks are copied into a session-local staging table, then inserted with their tsvector and BM25
+# length from one to_tsvector call each (migration 0009). The staging columns are the values written
+# for each ChunkRow below, in order.
+_CHUNK_COLUMNS = (
+    "file_id, repository_id, ordinal, start_line, end_line, kind, symbol, language, content, embed_hash, "
+    "search_text, embed_priority"
+)
+_CHUNK_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS chunk_stage (file_id bigint, repository_id bigint, ordinal integer, "
+    "start_line integer, end_line integer, kind text, symbol text, language text, content text, "
+    "embed_hash bytea, search_text text, embed_priority smallint) ON COMMIT DELETE ROWS"
+)
+_CHUNK_COPY = f"COPY chunk_stage ({_CHUNK_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)"
+_CHUNK_INSERT = (
+    f"INSERT INTO chunks ({_CHUNK_COLUMNS}, tsv, doc_len) "
+    f"SELECT {', '.join('s.' + c.strip() for c in _CHUNK_COLUMNS.split(','))}, v.tsv, tsvector_token_count(v.tsv) "
+    "FROM chunk_stage s CROSS JOIN LATERAL to_tsvector('english', s.search_text) AS v(tsv)"
 )
 _CHUNK_TYPES = [
     "bigint",
@@ -93,6 +106,38 @@ async def model_id(conn: Conn, name: str) -> int | None:
     cur = await conn.execute("SELECT id FROM embedding_models WHERE name = %s", (name,))
     row = await cur.fetchone()
     return int(row["id"]) if row else None
+
+
+async def begin_bulk_postings(conn: Conn, repo_id: int) -> None:
+    """From now on the repository's postings are not kept per statement; its keyword searches take the
+    GIN path until :func:`finish_bulk_postings` (migration 0009). Its postings are dropped at once."""
+    await conn.execute(
+        "INSERT INTO bm25_bulk (repository_id) VALUES (%s) ON CONFLICT (repository_id) DO NOTHING", (repo_id,)
+    )
+    await conn.execute("DELETE FROM bm25_postings WHERE repository_id = %s", (repo_id,))
+
+
+async def bulk_postings_pending(conn: Conn, repo_id: int) -> bool:
+    """Whether a bulk load of the repository began and its postings were not built yet."""
+    cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM bm25_bulk WHERE repository_id = %s) AS pending", (repo_id,))
+    row = await cur.fetchone()
+    return bool(row and row["pending"])
+
+
+async def finish_bulk_postings(conn: Conn, repo_id: int) -> int:
+    """Build all the repository's postings in one pass, in index order, and take it off the bulk list;
+    returns the number of postings. One statement for the whole repository: no statement timeout."""
+    await conn.execute("SELECT set_config('statement_timeout', '0', true), set_config('work_mem', '64MB', true)")
+    await conn.execute("DELETE FROM bm25_postings WHERE repository_id = %s", (repo_id,))
+    cur = await conn.execute(
+        "INSERT INTO bm25_postings (repository_id, lexeme, chunk_id, tf, doc_len, impact) "
+        "SELECT c.repository_id, u.lexeme, c.id, cardinality(u.positions), c.doc_len, "
+        "       bm25_impact(cardinality(u.positions), c.doc_len) "
+        "FROM chunks c, unnest(c.tsv) u WHERE c.repository_id = %s ORDER BY 1, 2, 6 DESC, 3",
+        (repo_id,),
+    )
+    await conn.execute("DELETE FROM bm25_bulk WHERE repository_id = %s", (repo_id,))
+    return cur.rowcount
 
 
 async def clear_repository(conn: Conn, repo_id: int) -> None:
@@ -197,6 +242,7 @@ async def store_batch(conn: Conn, repo_id: int, writes: Sequence[FileWrite], tim
             while pending and (not statement or size + len(pending[0].chunks) <= CHUNKS_PER_COPY):
                 size += len(pending[0].chunks)
                 statement.append(pending.pop(0))
+            await conn.execute(_CHUNK_STAGE)
             async with conn.cursor() as copy_cur, copy_cur.copy(_CHUNK_COPY) as copy:
                 copy.set_types(_CHUNK_TYPES)
                 for w in statement:
@@ -204,6 +250,8 @@ async def store_batch(conn: Conn, repo_id: int, writes: Sequence[FileWrite], tim
                     for chunk in w.chunks:
                         await copy.write_row(_copy_values(file_id, repo_id, chunk))
                         chunks_written += 1
+            await conn.execute(_CHUNK_INSERT)
+            await conn.execute("DELETE FROM chunk_stage")
     return BatchStats(
         files_written=len(changed),
         files_touched=len(touched),

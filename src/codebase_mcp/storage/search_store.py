@@ -70,6 +70,8 @@ class Bm25Stats:
     chunks: int
     avgdl: float
     df: dict[str, int]
+    #: a searched repository's postings are being built in bulk (migration 0009): use the GIN path
+    building: bool = False
 
     def idf(self, lexeme: str) -> float:
         df = self.df.get(lexeme, 0)
@@ -82,14 +84,16 @@ async def bm25_stats(conn: Conn, repo_ids: list[int], lexes: list[str]) -> Bm25S
         " (SELECT coalesce(sum(total_len), 0)::bigint FROM bm25_docs WHERE repository_id = ANY(%(repos)s)) AS total, "
         " (SELECT coalesce(json_object_agg(lexeme, df), '{}'::json) FROM ("
         "   SELECT lexeme, sum(df)::bigint AS df FROM bm25_terms "
-        "   WHERE repository_id = ANY(%(repos)s) AND lexeme = ANY(%(lexes)s) GROUP BY lexeme) t) AS df",
+        "   WHERE repository_id = ANY(%(repos)s) AND lexeme = ANY(%(lexes)s) GROUP BY lexeme) t) AS df, "
+        " EXISTS (SELECT 1 FROM bm25_bulk WHERE repository_id = ANY(%(repos)s)) AS building",
         {"repos": repo_ids, "lexes": lexes},
     )
     row = await cur.fetchone()
     n = int(row["n"]) if row else 0
     total = int(row["total"]) if row else 0
     df = {str(k): int(v) for k, v in (row["df"] if row else {}).items()}
-    return Bm25Stats(chunks=n, avgdl=total / n if n else 1.0, df=df)
+    building = bool(row["building"]) if row else False
+    return Bm25Stats(chunks=n, avgdl=total / n if n else 1.0, df=df, building=building)
 
 
 async def lexemes(conn: Conn, terms: list[str]) -> list[str]:
@@ -237,6 +241,8 @@ async def keyword_search(
     present = sorted((lex for lex in lexes if stats.df.get(lex, 0) > 0), key=lambda x: (stats.df[x], x))
     if not present or not stats.chunks:
         return [], True
+    if stats.building:  # postings not there yet: exact over the GIN candidates
+        return await keyword_candidates_gin(conn, repo_ids, filters, present, limit), True
     idf = [stats.idf(lex) for lex in present]
     conds, params = conditions(filters)
     where = sql.SQL(" AND ").join([sql.SQL("TRUE"), *conds])
