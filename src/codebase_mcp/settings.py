@@ -58,11 +58,11 @@ class Settings(BaseSettings):
         "its vectors under its own model name, so switching re-embeds.",
     )
     embedding_max_tokens: int = Field(
-        default=128,
+        default=64,
         ge=16,
         le=512,
-        description="Word-pieces of each chunk the local model reads (the rest is cut); a non-default "
-        "value is a model name of its own, so changing it re-embeds.",
+        description="Word-pieces of each chunk the local model reads (the rest is cut). Each value is a "
+        "model name of its own, so changing it re-embeds.",
     )
     embedding_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per embedding call.")
     max_file_bytes: int = Field(

@@ -116,7 +116,9 @@ def test_registry_builds_each_provider(tmp_path: Path) -> None:
 
 
 @pytest.mark.real_model
-@pytest.mark.parametrize(("int8", "name"), [(True, "minilm-l6-v2-onnx-int8"), (False, "minilm-l6-v2-onnx-fp32")])
+@pytest.mark.parametrize(
+    ("int8", "name"), [(True, "minilm-l6-v2-onnx-int8-64t"), (False, "minilm-l6-v2-onnx-fp32-64t")]
+)
 def test_real_local_model_runs_offline_and_ranks_sensibly(tmp_path: Path, int8: bool, name: str) -> None:
     model = create_model(Settings(home=tmp_path, embedding_provider="local", embedding_threads=2, embedding_int8=int8))
     assert (model.name, model.dimension) == (name, 384)
@@ -189,15 +191,15 @@ def test_onnx_vectors_match_the_sentence_transformers_reference(model_cache: Pat
 
 @pytest.mark.real_model
 def test_the_default_budget_cuts_long_texts_only(model_cache: Path) -> None:
-    """The default budget (128 word-pieces) leaves short texts as they were and cuts the long one:
-    the budget set, not the tokenizer file's, is what applies."""
+    """The default budget (64 word-pieces) leaves short texts as they were and cuts the long one:
+    the budget set, not the tokenizer file's (128), is what applies."""
     items = REFERENCE["items"]
     model = LocalEmbeddingModel(int8=False, cache_dir=model_cache)
-    assert model.max_tokens == 128 == Settings().embedding_max_tokens
+    assert model.max_tokens == 64 == Settings().embedding_max_tokens
     vectors = model.embed_batch([item["text"] for item in items])
     reference = np.array([item["vector"] for item in items], dtype=np.float32)
     cosines = (vectors * reference).sum(axis=1)
-    short = [i for i, item in enumerate(items) if item["word_pieces_untruncated"] <= 128]
+    short = [i for i, item in enumerate(items) if item["word_pieces_untruncated"] <= 64]
     long = [i for i, item in enumerate(items) if item["word_pieces_untruncated"] > 256]
     assert short and long
     assert cosines[short].min() >= 0.99 and cosines[long].max() < 0.98
@@ -206,10 +208,12 @@ def test_the_default_budget_cuts_long_texts_only(model_cache: Path) -> None:
 
 
 def test_model_names_differ_per_precision_and_budget_and_from_the_pytorch_names() -> None:
-    names = {model_name(True), model_name(False), model_name(True, 256), model_name(False, 256)}
-    assert len(names) == 4
+    names = {model_name(i, budget) for i in (True, False) for budget in (64, 128, 256)}
+    assert len(names) == 6
     assert names.isdisjoint({"all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8"})
-    assert LocalEmbeddingModel(int8=False).name == "minilm-l6-v2-onnx-fp32"
+    # vectors stored at 128 word-pieces (the former default) keep their name; the new default has its own
+    assert model_name(True, 128) == "minilm-l6-v2-onnx-int8"
+    assert LocalEmbeddingModel(int8=False).name == "minilm-l6-v2-onnx-fp32-64t"
 
 
 def test_int8_without_a_cache_directory_is_a_clear_error() -> None:
@@ -286,8 +290,10 @@ async def test_switching_precision_re_embeds_the_index_instead_of_mixing(
     assert second.files_unchanged == first.files_indexed  # nothing re-read: only the vectors change
     assert second.chunks_embedded == first.chunks_created
     assert await _vectors_by_model(db) == {fp32.name: first.chunks_created}
-    hits = (await SearchEngine(db, fp32).search("compute total line items", mode="dense")).hits
-    assert hits and hits[0].path == "src/billing.py"
+    # (a query about the head of a chunk: the default budget, 64 word-pieces, leaves later methods of the
+    # InvoiceCalculator chunk to the keyword arm; docs/benchmarks.md, "input budget")
+    hits = (await SearchEngine(db, fp32).search("format an amount of money with decimals", mode="dense")).hits
+    assert hits and hits[0].path == "src/billing.py" and hits[0].symbol == "format_currency"
 
 
 async def _vectors_by_model(db: Database) -> dict[str, int]:

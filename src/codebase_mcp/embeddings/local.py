@@ -36,19 +36,24 @@ log = logging.getLogger(__name__)
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_PATH = Path(__file__).parent / "data" / "tokenizer.json"
 DIMENSION = 384
-#: Word-pieces per text, [CLS] and [SEP] included. The model reads 256 at most; on our evaluation 128
-#: retrieves as well and embeds about twice as fast (docs/benchmarks.md, "input budget").
-DEFAULT_MAX_TOKENS = 128
+#: Word-pieces per text, [CLS] and [SEP] included. The model reads 256 at most. On our evaluation 128
+#: retrieved as well as 256 at twice the rate, and 64 as well as 128 in hybrid search (-0.002 and +0.016
+#: MRR@10 on the two halves) at 1.7-2.1x the rate (docs/benchmarks.md, "input budget"): a chunk's head
+#: (path, symbol, signature, docstring) carries what the model can use.
+DEFAULT_MAX_TOKENS = 64
+#: The budget whose vectors carry the bare name (it was the default when the names were first recorded);
+#: every other budget has a suffix, so vectors of two budgets are never mixed.
+_UNSUFFIXED_BUDGET = 128
 #: Texts per ONNX Runtime call (after sorting by length): 8 was the fastest int8 batch in both runs of
 #: bench/embed_rate.py (docs/benchmarks.md), and keeps the least arena memory.
 INFERENCE_BATCH = 8
 
 
 def model_name(int8: bool, max_tokens: int = DEFAULT_MAX_TOKENS) -> str:
-    """The name recorded with every vector: one per precision (and per non-default input budget), and
-    none equal to the names of the former PyTorch model, so stored vectors are never mixed."""
+    """The name recorded with every vector: one per precision and input budget, and none equal to the
+    names of the former PyTorch model, so stored vectors are never mixed."""
     name = "minilm-l6-v2-onnx-" + ("int8" if int8 else "fp32")
-    return name if max_tokens == DEFAULT_MAX_TOKENS else f"{name}-{max_tokens}t"
+    return name if max_tokens == _UNSUFFIXED_BUDGET else f"{name}-{max_tokens}t"
 
 
 def source_model_path() -> Path:
