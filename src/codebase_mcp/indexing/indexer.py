@@ -11,6 +11,7 @@ chunk text is embedded once per model (``embedding_cache``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -25,8 +26,17 @@ from codebase_mcp.core.identity import host_name
 from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path, language_for
 from codebase_mcp.core.tokens import search_text
 from codebase_mcp.core.validation import validate_root
-from codebase_mcp.domain import BatchStats, ChunkRow, FileState, FileWrite, JobPhase, Progress, SkippedFile
-from codebase_mcp.embeddings.base import EmbeddingModel
+from codebase_mcp.domain import (
+    BatchStats,
+    ChunkRow,
+    FileState,
+    FileWrite,
+    JobPhase,
+    PendingChunk,
+    Progress,
+    SkippedFile,
+)
+from codebase_mcp.embeddings.base import EmbeddingModel, Vectors
 from codebase_mcp.errors import Cancelled
 from codebase_mcp.indexing.chunker import Chunk, chunk_file
 from codebase_mcp.indexing.scanner import FileEntry, load_file, scan
@@ -294,25 +304,44 @@ class Indexer:
             state.chunks_with_vectors, state.chunks_in_repository = await index_store.coverage(conn, repo_id)
         notify(state)
         batch_size = max(self.settings.embedding_batch_size * 4, 64)
-        while True:
-            if stop():
-                raise Cancelled("Indexing was cancelled; embedded chunks are kept, the rest resume later.")
-            async with self.db.connection() as conn:
-                pending = await index_store.unembedded_batch(conn, repo_id, batch_size)
-            if not pending:
-                break
+
+        def start(batch: list[PendingChunk]) -> tuple[list[bytes], asyncio.Future[Vectors]]:
             unique: dict[bytes, str] = {}
-            for chunk in pending:
+            for chunk in batch:
                 unique.setdefault(chunk.embed_hash, embedding_text(chunk.path, chunk.symbol, chunk.content))
             hashes = list(unique)
-            vectors = await self._in_thread(self.model.embed_batch, [unique[h] for h in hashes], "document")
-            async with self.db.connection() as conn:
-                await index_store.bound_statements(conn, self._batch_timeout_ms)
-                await index_store.add_to_cache(conn, model_id, hashes, vectors)
-                filled = await index_store.fill_from_cache(conn, repo_id, model_id, [c.chunk_id for c in pending])
-                state.chunks_embedded += filled  # before the fence, which publishes them with the batch
-                state.chunks_with_vectors += filled
-                if fence is not None:
-                    await fence(conn, BatchStats(chunks_embedded=filled))
-            notify(state)
+            return hashes, self._in_thread(self.model.embed_batch, [unique[h] for h in hashes], "document")
+
+        # pipeline: the model embeds the next batch while PostgreSQL writes this one's vectors, so the
+        # model is never idle during a write (docs/benchmarks.md, pipeline vs raw)
+        async with self.db.connection() as conn:
+            current = await index_store.unembedded_batch(conn, repo_id, batch_size)
+        running = start(current) if current else None
+        try:
+            while current and running is not None:
+                if stop():
+                    raise Cancelled("Indexing was cancelled; embedded chunks are kept, the rest resume later.")
+                async with self.db.connection() as conn:
+                    following = await index_store.unembedded_batch(
+                        conn, repo_id, batch_size, exclude=[c.chunk_id for c in current]
+                    )
+                hashes, future = running
+                vectors = await future
+                running = start(following) if following else None
+                async with self.db.connection() as conn:
+                    await index_store.bound_statements(conn, self._batch_timeout_ms)
+                    await index_store.add_to_cache(conn, model_id, hashes, vectors)
+                    filled = await index_store.fill_from_cache(
+                        conn, repo_id, model_id, [c.chunk_id for c in current]
+                    )
+                    state.chunks_embedded += filled  # before the fence, which publishes them with the batch
+                    state.chunks_with_vectors += filled
+                    if fence is not None:
+                        await fence(conn, BatchStats(chunks_embedded=filled))
+                notify(state)
+                current = following
+        finally:
+            if running is not None:  # a stop or an error: let the batch in flight finish, unused
+                with contextlib.suppress(Exception):
+                    await running[1]
         state.seconds["embed"] = time.perf_counter() - started

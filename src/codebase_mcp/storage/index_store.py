@@ -316,13 +316,16 @@ async def fill_from_cache(conn: Conn, repo_id: int, model_id: int, chunk_ids: li
     return cur.rowcount
 
 
-async def unembedded_batch(conn: Conn, repo_id: int, limit: int) -> list[PendingChunk]:
+async def unembedded_batch(
+    conn: Conn, repo_id: int, limit: int, exclude: Sequence[int] = ()
+) -> list[PendingChunk]:
     """The next chunks to embed, most useful first (``ChunkRow.embed_priority``; partial index
-    ``chunks_embed_queue``)."""
+    ``chunks_embed_queue``), leaving out ``exclude`` (the batch being embedded now)."""
     cur = await conn.execute(
         "SELECT c.id, c.embed_hash, f.path, c.symbol, c.content FROM chunks c JOIN files f ON f.id = c.file_id "
-        "WHERE c.repository_id = %s AND c.embedding IS NULL ORDER BY c.embed_priority, c.id LIMIT %s",
-        (repo_id, limit),
+        "WHERE c.repository_id = %s AND c.embedding IS NULL AND NOT (c.id = ANY(%s)) "
+        "ORDER BY c.embed_priority, c.id LIMIT %s",
+        (repo_id, list(exclude), limit),
     )
     return [
         PendingChunk(int(r["id"]), bytes(r["embed_hash"]), r["path"], r["symbol"], r["content"])
