@@ -6,7 +6,7 @@ Texts are real chunks: the installed sources of a few PyPI packages, chunked and
 indexer into the embedded PostgreSQL (keyword phase only), read back as the model sees them.
 
 1. Raw model rate (no database; the same sampled texts for every row, the same threads): fp32 and
-   int8 at inference batch sizes 8/16/32, and int8/fp32 at input budgets of 128/192/256 word-pieces.
+   int8 at inference batch sizes 8/16/32, and int8/fp32 at input budgets of 64/96/128/192/256 word-pieces.
    Configurations are interleaved and repeated, so load from other processes hits them alike; the
    table gives the median and the range over the repeats.
 2. Load time (int8 graph from the cache, and deriving it) and query latency p50/p95.
@@ -26,10 +26,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from codebase_mcp.domain import JobPhase, Progress
 from codebase_mcp.embeddings.local import INFERENCE_BATCH, LocalEmbeddingModel
-from codebase_mcp.indexing.indexer import Cancelled, Indexer, Progress, embedding_text
+from codebase_mcp.errors import Cancelled
+from codebase_mcp.indexing.indexer import Indexer, embedding_text
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import repo_store
+from codebase_mcp.storage import index_store
 from codebase_mcp.storage.database import Database, open_database
 from common import build_corpus, peak_rss_mib, percentile, table
 
@@ -78,8 +80,8 @@ async def pipeline_vs_raw(
         row = await cur.fetchone()
         assert row is not None
         repo_id = int(row["id"])
-        model_id = await repo_store.ensure_model(conn, model.name, model.dimension)
-    state = Progress(phase="embedding")
+        model_id = await index_store.ensure_model(conn, model.name, model.dimension)
+    state = Progress(phase=JobPhase.EMBEDDING)
     deadline = time.perf_counter() + seconds
     started = time.perf_counter()
     with contextlib.suppress(Cancelled):
@@ -137,7 +139,7 @@ async def main(args: argparse.Namespace) -> None:
         for batch in (8, 16, 32):
             grid.append((f"{'int8' if int8 else 'fp32'}, batch {batch}, 256 word-pieces", int8, batch, 256))
     for int8 in (True, False):
-        for budget in (128, 192):
+        for budget in (64, 96, 128, 192):
             label = f"{'int8' if int8 else 'fp32'}, batch {INFERENCE_BATCH}, {budget} word-pieces"
             grid.append((label, int8, INFERENCE_BATCH, budget))
     for label, int8, batch, budget in grid:
