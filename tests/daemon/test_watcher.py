@@ -138,7 +138,10 @@ async def test_edits_deletions_renames_and_ignore_files_reach_the_index(runtime:
         await until(after_ignored_write, "a file written with an ignored one is indexed")
         assert "debug.log" not in await indexed_paths(runtime, repo_id)
         status: dict[str, Any] = watcher.status()[0]
-        assert status["mode"] == "watching" and status["last_error"] is None and status["syncs"] >= 6
+        assert status["mode"] == "watching" and status["last_error"] is None
+        # one run per change, except that a change arriving while the last one is being embedded makes
+        # that run yield (preempted) and the next run store both
+        assert status["syncs"] + status["preempted"] >= 6 and status["syncs"] >= 1
         assert status["last_synced_at"] is not None
 
 

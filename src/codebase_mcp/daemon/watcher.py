@@ -43,7 +43,8 @@ class WatchedRepository:
     note: str | None = None
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     syncing: bool = False
-    syncs: int = 0
+    syncs: int = 0  # completed sync runs
+    preempted: int = 0  # runs that yielded to newer edits while embedding (the next run covers them)
     last_synced_at: datetime | None = None
     last_error: str | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -61,6 +62,7 @@ class WatchedRepository:
             "syncing": self.syncing,
             "pending": self.dirty.is_set(),
             "syncs": self.syncs,
+            "preempted": self.preempted,
             "last_synced_at": synced.isoformat() if synced else None,
             "last_error": self.last_error,
         }
@@ -202,8 +204,8 @@ class Watcher:
                         state.files_indexed,
                         state.files_deleted,
                     )
-            except Cancelled:
-                pass  # preempted by newer edits: the next round picks everything up
+            except Cancelled:  # preempted by newer edits: the next round picks everything up
+                watched.preempted += 1
             except CodebaseError as exc:
                 watched.last_error = exc.message
                 log.warning("sync of %s failed: %s", repo.root_path, exc.message[:300])
