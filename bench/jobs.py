@@ -101,7 +101,6 @@ async def latency_under_load(seconds: float, tmp: Path) -> list[tuple[str, str]]
         while (await call(session, "get_indexing_status", job_id=started["job_id"]))["files_indexed"] < 500:
             await asyncio.sleep(0.5)
         phases: dict[str, int] = {}
-        by_phase: dict[str, list[float]] = {}  # search latencies by the job's phase at the time
         end = time.monotonic() + seconds
         next_search = 0.0
         queries = ["simplify trigonometric expression", "shortest path", "Console", "type checker join", "render table"]
@@ -115,7 +114,6 @@ async def latency_under_load(seconds: float, tmp: Path) -> list[tuple[str, str]]
                 t = time.perf_counter()
                 await call(session, "search_code", query=queries[i % len(queries)], limit=10)
                 search.append((time.perf_counter() - t) * 1000)
-                by_phase.setdefault(st["phase"], []).append(search[-1])
                 i += 1
                 next_search = time.monotonic() + 0.5
             await asyncio.sleep(0.2)
@@ -137,13 +135,6 @@ async def latency_under_load(seconds: float, tmp: Path) -> list[tuple[str, str]]
         (
             f"search p50 / p95 while a job runs ({len(search)} searches)",
             f"{percentile(search, 50):.1f} / {percentile(search, 95):.1f} ms",
-        ),
-        *(
-            (
-                f"search p50 / p95 while the job is {phase} ({len(values)} searches)",
-                f"{percentile(values, 50):.1f} / {percentile(values, 95):.1f} ms",
-            )
-            for phase, values in by_phase.items()
         ),
         (
             "the job meanwhile",

@@ -28,7 +28,7 @@ from codebase_mcp.indexing.indexer import Indexer
 from codebase_mcp.indexing.locks import RepositoryLocks
 from codebase_mcp.runtime import Runtime
 from codebase_mcp.storage import job_store
-from codebase_mcp.storage.database import BACKGROUND_NICE, Conn, Database, background_database
+from codebase_mcp.storage.database import Conn
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ class Outcome:
     error: str | None = None
 
 
-# BACKGROUND_NICE (storage/database.py): the nice value of the threads that do a job's CPU work and of
-# the server processes that store its writes, above the event loop's and the searches'.
+#: The nice value of the threads that do a job's CPU work: above the event loop's and the searches'.
+BACKGROUND_NICE = 10
 _background: ThreadPoolExecutor | None = None
 
 
@@ -98,14 +98,6 @@ class Worker:
         self.locks = locks or RepositoryLocks()
         # an outcome that could not be written because the database was down; written on reconnect
         self._unrecorded: tuple[uuid.UUID, int, Outcome] | None = None
-        # the pool a job's index run writes through (opened with the first job; job state and
-        # heartbeats stay on the runtime's pool, at normal priority)
-        self._writes: Database | None = None
-
-    async def _job_database(self) -> Database:
-        if self._writes is None:
-            self._writes = await background_database(self.rt.db, self.settings)
-        return self._writes
 
     async def run(self) -> None:
         """Claim and run jobs until ``stop()``; at most one at a time per worker."""
@@ -116,26 +108,21 @@ class Worker:
                 log.info("resuming %d job(s) whose local worker is gone", released)
             await job_store.prune(conn, self.settings.job_retention_days)
         failures = 0
-        try:
-            while not self.stopping.is_set():
-                try:
-                    ran = await self.run_once()
-                    failures = 0
-                except Exception as exc:  # the loop survives the database going away, and retries
-                    failures += 1
-                    if isinstance(exc, DatabaseUnavailable):
-                        log.warning("database unavailable (%s); retrying", exc.message[:300])
-                    else:
-                        log.exception("worker loop error")
-                    ran = False
-                if not ran:
-                    # exponential backoff while the database is unavailable, capped at 30 s
-                    delay = self.settings.job_poll_seconds * (2 ** min(failures, 6)) if failures else 0
-                    await self._pause(min(delay, 30.0) if failures else self.poll_seconds)
-        finally:
-            if self._writes is not None:
-                writes, self._writes = self._writes, None
-                await writes.close()
+        while not self.stopping.is_set():
+            try:
+                ran = await self.run_once()
+                failures = 0
+            except Exception as exc:  # the loop survives the database going away, and retries
+                failures += 1
+                if isinstance(exc, DatabaseUnavailable):
+                    log.warning("database unavailable (%s); retrying", exc.message[:300])
+                else:
+                    log.exception("worker loop error")
+                ran = False
+            if not ran:
+                # exponential backoff while the database is unavailable, capped at 30 s
+                delay = self.settings.job_poll_seconds * (2 ** min(failures, 6)) if failures else 0
+                await self._pause(min(delay, 30.0) if failures else self.poll_seconds)
 
     async def _pause(self, seconds: float) -> None:
         """Wait before looking for jobs again: ``seconds``, or less when stopped or woken."""
@@ -212,7 +199,7 @@ class Worker:
             task.add_done_callback(pending_push.discard)
 
         try:
-            indexer = Indexer(await self._job_database(), self.rt.model, self.settings, executor=background_executor())
+            indexer = Indexer(self.rt.db, self.rt.model, self.settings, executor=background_executor())
             final = await indexer.index(
                 job.repo_path,
                 project_id=job.project_id,

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg import sql
@@ -204,31 +201,9 @@ async def _check_pgvector(conn: psycopg.AsyncConnection[Any], where: str) -> Non
         )
 
 
-#: The nice value of a background pool's PostgreSQL backends (and of the job threads, jobs/worker.py).
-BACKGROUND_NICE = 10
-
-
-async def _lower_backend_priority(conn: Conn, nice: int) -> None:
-    """Renice this session's server process when it runs on this machine (a Unix socket or loopback
-    connection to a ``postgres`` process we may renice: the embedded server, or a local one run by the
-    same user); anything else is left as it is."""
-    cur = await conn.execute("SELECT pg_backend_pid() AS pid, inet_server_addr() AS addr")
-    row = await cur.fetchone()
-    if row is None or not hasattr(os, "setpriority"):
-        return
-    addr = row["addr"]
-    if addr is not None and not ipaddress.ip_address(str(addr).split("/")[0]).is_loopback:
-        return
-    with contextlib.suppress(OSError, psutil.Error):
-        if psutil.Process(int(row["pid"])).name().startswith("postgres"):
-            os.setpriority(os.PRIO_PROCESS, int(row["pid"]), nice)
-
-
-def _configurer(idle_tx_timeout_ms: int, nice: int | None = None) -> Callable[[Conn], Awaitable[None]]:
+def _configurer(idle_tx_timeout_ms: int) -> Callable[[Conn], Awaitable[None]]:
     async def configure(conn: Conn) -> None:
         await register_vector_async(conn)
-        if nice is not None:
-            await _lower_backend_priority(conn, nice)
         # A process paused or hung inside a transaction (SIGSTOP, a debugger, a frozen VM) must not hold
         # its row locks forever: the server ends such a session, rolling its transaction back.
         await conn.execute(
@@ -260,31 +235,16 @@ async def open_database(settings: Settings, *, min_size: int = 1, max_size: int 
             f"Cannot connect to PostgreSQL ({where}): {str(exc).strip().splitlines()[0]}. Check "
             "DATABASE_URL, or unset it to use the embedded server."
         ) from exc
-    pool = _pool(url, settings, min_size=min_size, max_size=max_size)
-    await pool.open(wait=True, timeout=30)
-    database = Database(url=url, pool=pool, embedded=embedded, home=settings.home if embedded else None)
-    database.watch_embedded()
-    return database
-
-
-async def background_database(db: Database, settings: Settings, *, max_size: int = 3) -> Database:
-    """A second pool on ``db``'s database, for a job's writes: its sessions' server processes run at
-    ``BACKGROUND_NICE`` when they are on this machine, so that searches' sessions are served first
-    while a job stores and embeds (docs/benchmarks.md, issue 10). Close it when done."""
-    pool = _pool(db.url, settings, min_size=0, max_size=max_size, nice=BACKGROUND_NICE)
-    await pool.open(wait=True, timeout=30)
-    return Database(url=db.url, pool=pool, embedded=db.embedded, home=db.home)
-
-
-def _pool(
-    url: str, settings: Settings, *, min_size: int, max_size: int, nice: int | None = None
-) -> AsyncConnectionPool[Conn]:
-    return AsyncConnectionPool(
+    pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         kwargs={"row_factory": dict_row, "application_name": application_name()},
-        configure=_configurer(int(settings.job_heartbeat_timeout_seconds * 1000), nice),
+        configure=_configurer(int(settings.job_heartbeat_timeout_seconds * 1000)),
         open=False,
         check=AsyncConnectionPool.check_connection,
     )
+    await pool.open(wait=True, timeout=30)
+    database = Database(url=url, pool=pool, embedded=embedded, home=settings.home if embedded else None)
+    database.watch_embedded()
+    return database
