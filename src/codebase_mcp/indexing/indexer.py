@@ -331,9 +331,7 @@ class Indexer:
                 async with self.db.connection() as conn:
                     await index_store.bound_statements(conn, self._batch_timeout_ms)
                     await index_store.add_to_cache(conn, model_id, hashes, vectors)
-                    filled = await index_store.fill_from_cache(
-                        conn, repo_id, model_id, [c.chunk_id for c in current]
-                    )
+                    filled = await index_store.fill_from_cache(conn, repo_id, model_id, [c.chunk_id for c in current])
                     state.chunks_embedded += filled  # before the fence, which publishes them with the batch
                     state.chunks_with_vectors += filled
                     if fence is not None:

@@ -316,9 +316,7 @@ async def fill_from_cache(conn: Conn, repo_id: int, model_id: int, chunk_ids: li
     return cur.rowcount
 
 
-async def unembedded_batch(
-    conn: Conn, repo_id: int, limit: int, exclude: Sequence[int] = ()
-) -> list[PendingChunk]:
+async def unembedded_batch(conn: Conn, repo_id: int, limit: int, exclude: Sequence[int] = ()) -> list[PendingChunk]:
     """The next chunks to embed, most useful first (``ChunkRow.embed_priority``; partial index
     ``chunks_embed_queue``), leaving out ``exclude`` (the batch being embedded now)."""
     cur = await conn.execute(
