@@ -90,6 +90,7 @@ async def latency_under_load(seconds: float, tmp: Path) -> list[tuple[str, str]]
     create: list[float] = []
     status: list[float] = []
     search: list[float] = []
+    by_phase: dict[str, list[float]] = {}
     params = StdioServerParameters(command=EXE, args=["serve"], env=env)
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
@@ -114,6 +115,7 @@ async def latency_under_load(seconds: float, tmp: Path) -> list[tuple[str, str]]
                 t = time.perf_counter()
                 await call(session, "search_code", query=queries[i % len(queries)], limit=10)
                 search.append((time.perf_counter() - t) * 1000)
+                by_phase.setdefault(st["phase"], []).append(search[-1])
                 i += 1
                 next_search = time.monotonic() + 0.5
             await asyncio.sleep(0.2)
@@ -135,6 +137,13 @@ async def latency_under_load(seconds: float, tmp: Path) -> list[tuple[str, str]]
         (
             f"search p50 / p95 while a job runs ({len(search)} searches)",
             f"{percentile(search, 50):.1f} / {percentile(search, 95):.1f} ms",
+        ),
+        *(
+            (
+                f"search p50 / p95 while the job is {phase} ({len(times)} searches)",
+                f"{percentile(times, 50):.1f} / {percentile(times, 95):.1f} ms",
+            )
+            for phase, times in by_phase.items()
         ),
         (
             "the job meanwhile",

@@ -201,6 +201,87 @@ async def test_keyword_search_works_while_postings_are_built(
     assert [(h.path, h.score) for h in after.hits][:1] == [(h.path, h.score) for h in during.hits][:1]
 
 
+async def test_a_project_searches_loading_and_ready_repositories_together(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one repository of a project is bulk-loaded (no postings yet), the others are still read
+    from their postings, the loading one from its GIN candidates, and the merged top is the exact one."""
+    from codebase_mcp.errors import Cancelled
+    from codebase_mcp.indexing import indexer as indexer_module
+
+    monkeypatch.setattr(indexer_module, "BULK_MIN_FILES", 10)
+    monkeypatch.setattr(settings, "store_batch_files", 10)
+    indexer = Indexer(db, FakeEmbeddingModel(), settings)
+    _write_tree(tmp_path / "ready", 12, seed=1)
+    (tmp_path / "ready" / "m0.py").write_text("def zephyr_window():\n    return 'zephyr'\n")
+    await indexer.index(tmp_path / "ready")
+    _write_tree(tmp_path / "loading", 40, seed=2)
+    (tmp_path / "loading" / "m0.py").write_text("def quokka_window():\n    return 'quokka'\n")
+    batches = 0
+
+    def stop_after_two() -> bool:
+        nonlocal batches
+        batches += 1
+        return batches > 2
+
+    with pytest.raises(Cancelled):
+        await indexer.index(tmp_path / "loading", should_stop=stop_after_two)
+    postings_read: list[list[int]] = []
+    real_postings_top = search_store._postings_top
+
+    async def spying(conn: Any, repo_ids: list[int], *args: Any) -> Any:
+        postings_read.append(list(repo_ids))
+        return await real_postings_top(conn, repo_ids, *args)
+
+    monkeypatch.setattr(search_store, "_postings_top", spying)
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT name, id FROM repositories")
+        ids = {r["name"]: r["id"] for r in await cur.fetchall()}
+        repos = [ids["ready"], ids["loading"]]
+        cur = await conn.execute("SELECT id, repository_id FROM chunks")
+        repo_of = {r["id"]: r["repository_id"] for r in await cur.fetchall()}
+        for terms in (["zephyr", "quokka", "window"], ["reconcile", "book"], ["handler", "request"]):
+            lexes = await lexemes(conn, terms)
+            found, exact = await search_store.keyword_search(conn, repos, SearchFilters(), lexes, 8)
+            reference = await search_store.keyword_candidates_gin(conn, repos, SearchFilters(), lexes, 8)
+            assert exact
+            assert [(c.chunk_id, round(c.score, 9)) for c in found] == [
+                (c.chunk_id, round(c.score, 9)) for c in reference
+            ]
+            if "quokka" in terms:
+                assert {repo_of[c.chunk_id] for c in found[:2]} == set(repos)
+    assert postings_read and all(r == [ids["ready"]] for r in postings_read)
+
+
+async def test_a_large_run_refreshes_the_planner_statistics_while_it_stores(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repository that grows from nothing is analysed each time its stored chunks double, not only
+    at the end: plans made from the empty table's statistics read all its rows."""
+    from codebase_mcp.indexing import indexer as indexer_module
+
+    monkeypatch.setattr(indexer_module, "ANALYZE_AFTER_CHUNKS", 20)
+    monkeypatch.setattr(settings, "store_batch_files", 5)
+    analysed_at: list[int] = []
+    real_analyze = index_store.analyze_chunks
+
+    async def counting(conn: Any) -> None:
+        cur = await conn.execute("SELECT count(*) AS n FROM chunks")
+        analysed_at.append((await cur.fetchone())["n"])
+        await real_analyze(conn)
+
+    monkeypatch.setattr(index_store, "analyze_chunks", counting)
+    _write_tree(tmp_path / "grow", 60)
+    await Indexer(db, FakeEmbeddingModel(), settings).index(tmp_path / "grow", embed=False)
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT count(*) AS n FROM chunks")
+        total = (await cur.fetchone() or {})["n"]
+    assert analysed_at[-1] == total  # at the end
+    during = analysed_at[:-1]
+    assert len(during) >= 2 and during[0] >= 20 and during[0] < total
+    assert all(b >= 2 * a for a, b in itertools.pairwise(during))  # each time the count doubled
+
+
 async def test_ranking_does_not_move_with_analyze(db: Database, settings: Settings, polyglot: Path) -> None:
     await Indexer(db, FakeEmbeddingModel(), settings).index(polyglot)
     engine = SearchEngine(db, FakeEmbeddingModel())

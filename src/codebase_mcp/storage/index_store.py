@@ -275,7 +275,8 @@ async def replace_skipped(conn: Conn, repo_id: int, skipped: Sequence[SkippedFil
 
 
 async def analyze_chunks(conn: Conn) -> None:
-    await conn.execute("ANALYZE chunks")
+    """Fresh planner statistics for ``chunks``; skipped when another session is analysing it."""
+    await conn.execute("ANALYZE (SKIP_LOCKED) chunks")
 
 
 async def mark_indexed(conn: Conn, repo_id: int) -> None:
