@@ -229,7 +229,7 @@ class Indexer:
                 notify(state)
                 if state.chunks_created >= analyze_at:
                     async with self.db.connection() as conn:
-                        await index_store.analyze_chunks(conn)
+                        await index_store.analyze_chunks(conn, rows_only=True)
                     analyze_at = 2 * state.chunks_created
         finally:
             if pending is not None:

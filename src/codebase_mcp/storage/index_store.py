@@ -274,9 +274,14 @@ async def replace_skipped(conn: Conn, repo_id: int, skipped: Sequence[SkippedFil
                 await copy.write_row((repo_id, item.path, item.reason))
 
 
-async def analyze_chunks(conn: Conn) -> None:
-    """Fresh planner statistics for ``chunks``; skipped when another session is analysing it."""
-    await conn.execute("ANALYZE (SKIP_LOCKED) chunks")
+async def analyze_chunks(conn: Conn, *, rows_only: bool = False) -> None:
+    """Fresh planner statistics for ``chunks``; skipped when another session is analysing it.
+    ``rows_only``: the row count and the columns that say which rows a repository, file or model has,
+    not the costly statistics of the texts (a third of the time on a large table)."""
+    if rows_only:
+        await conn.execute("ANALYZE (SKIP_LOCKED) chunks (repository_id, file_id, embedding_model_id)")
+    else:
+        await conn.execute("ANALYZE (SKIP_LOCKED) chunks")
 
 
 async def mark_indexed(conn: Conn, repo_id: int) -> None:
