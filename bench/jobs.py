@@ -60,7 +60,7 @@ async def call(session: ClientSession, tool: str, **args: Any) -> dict[str, Any]
     result = await session.call_tool(tool, args)
     assert not result.is_error, result.content
     assert result.structured_content is not None
-    return result.structured_content
+    return dict(result.structured_content)
 
 
 def job(url: str, job_id: str) -> dict[str, Any]:
@@ -222,15 +222,14 @@ async def workers(n_files: int, tmp: Path) -> list[tuple[str, str]]:
         subprocess.run([EXE, "status"], env=env, capture_output=True, check=True)  # migrate
         with psycopg.connect(url) as conn:
             conn.execute("INSERT INTO projects (id) VALUES ('default') ON CONFLICT DO NOTHING")
-            ids = [
-                str(
-                    conn.execute(
-                        "INSERT INTO indexing_jobs (project_id, repo_path) VALUES ('default', %s) RETURNING id",
-                        (str(r.resolve()),),
-                    ).fetchone()[0]
-                )  # type: ignore[index]
-                for r in repos
-            ]
+            ids: list[str] = []
+            for r in repos:
+                row = conn.execute(
+                    "INSERT INTO indexing_jobs (project_id, repo_path) VALUES ('default', %s) RETURNING id",
+                    (str(r.resolve()),),
+                ).fetchone()
+                assert row is not None
+                ids.append(str(row[0]))
         t0 = time.perf_counter()
         procs = [subprocess.Popen([EXE, "worker"], env=env) for _ in range(n_workers)]
         while any(job(url, i)["status"] != "completed" for i in ids):

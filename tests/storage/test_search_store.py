@@ -162,8 +162,8 @@ async def test_bulk_loads_build_the_same_postings(
 async def test_keyword_search_works_while_postings_are_built(
     db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A run stopped in the middle of a bulk load leaves its files searchable (exactly, from the GIN
-    candidates) and the next run builds the postings."""
+    """A run stopped in the middle of a bulk load leaves its files searchable (from the GIN candidates)
+    and the next run builds the postings."""
     from codebase_mcp.errors import Cancelled
     from codebase_mcp.indexing import indexer as indexer_module
 

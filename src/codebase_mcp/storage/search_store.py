@@ -380,23 +380,22 @@ async def _gin_top(
     ).format(where)
     params.update(repos=repo_ids, k=limit, k1=K1, b=B, avgdl=stats.avgdl, lex=present, idf=idf)
     n = selecting_prefix(present, stats, min(ROW_BUDGET, max_rows))
-    if from_text:
+    if from_text:  # until the end of the statements below (an error ends the transaction, and it)
         await conn.execute("SET LOCAL enable_seqscan = off")
-    try:
-        while True:
-            cur = await conn.execute(stmt, {**params, "tsq": tsquery_any(present[:n])})
-            rows = await cur.fetchall()
-            if n == len(present):
-                return rows, True
-            rest_bound = sum(idf[n:])  # best score of a chunk holding none of the selecting lexemes
-            if len(rows) >= limit and float(rows[-1]["score"]) >= rest_bound:
-                return rows, True
-            if sum(stats.df[lex] for lex in present[: n + 1]) > max_rows:
-                return rows, False
-            n += 1
-    finally:
-        if from_text:
-            await conn.execute("RESET enable_seqscan")
+    while True:
+        cur = await conn.execute(stmt, {**params, "tsq": tsquery_any(present[:n])})
+        rows = await cur.fetchall()
+        rest_bound = sum(idf[n:])  # best score of a chunk holding none of the selecting lexemes
+        if n == len(present) or (len(rows) >= limit and float(rows[-1]["score"]) >= rest_bound):
+            exact = True
+            break
+        if sum(stats.df[lex] for lex in present[: n + 1]) > max_rows:
+            exact = False
+            break
+        n += 1
+    if from_text:
+        await conn.execute("RESET enable_seqscan")
+    return rows, exact
 
 
 async def dense_candidates(
