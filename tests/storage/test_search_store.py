@@ -251,6 +251,12 @@ async def test_a_project_searches_loading_and_ready_repositories_together(
             if "quokka" in terms:
                 assert {repo_of[c.chunk_id] for c in found[:2]} == set(repos)
     assert postings_read and all(r == [ids["ready"]] for r in postings_read)
+    # a loading repository's candidates are capped: a common word scores at most LOADING_MAX_ROWS chunks
+    monkeypatch.setattr(search_store, "LOADING_MAX_ROWS", 3)
+    async with db.connection() as conn:
+        lexes = await lexemes(conn, ["reconcile"])
+        capped, capped_exact = await search_store.keyword_search(conn, [ids["loading"]], SearchFilters(), lexes, 8)
+    assert not capped_exact and 0 < len(capped) <= 3
 
 
 async def test_a_large_run_refreshes_the_planner_statistics_while_it_stores(

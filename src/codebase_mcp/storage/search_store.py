@@ -357,9 +357,11 @@ async def _gin_top(
     """The best rows over the GIN candidates (MaxScore, ``keyword_candidates_gin``), and whether exact:
     more lexemes select candidates until the top is exact or they would select over ``max_rows``.
     ``from_text``: the candidates are found by the GIN index only, never by reading the repositories'
-    rows. A repository that grew from nothing during a bulk load is planned from statistics that
-    predate it, and a plan that reads its rows to test each tsvector (priced as one cheap operator)
-    costs a pass over all its chunks: 30 ms for 10,000 chunks instead of 1-3 ms (docs/benchmarks.md)."""
+    rows, and at most ``max_rows`` of them are scored (a query of common words only, such as "return
+    value", would otherwise score every chunk holding its rarer word). A repository that grew from
+    nothing during a bulk load is planned from statistics that predate it, and a plan that reads its
+    rows to test each tsvector (priced as one cheap operator) costs a pass over all its chunks: 30 ms
+    for 10,000 chunks instead of 1-3 ms (docs/benchmarks.md)."""
     idf = [stats.idf(lex) for lex in present]
     conds, params = conditions(filters)
     where = sql.SQL(" AND ").join(
@@ -376,9 +378,19 @@ async def _gin_top(
         "  FROM unnest(ts_filter(setweight(c.tsv, 'A', %(lex)s), '{{a}}')) AS u "
         "  JOIN unnest(%(lex)s::text[], %(idf)s::float8[]) AS q(lexeme, idf) ON q.lexeme = u.lexeme"
         " ) AS score "
-        "FROM chunks c JOIN files f ON f.id = c.file_id WHERE {} ORDER BY score DESC, c.id LIMIT %(k)s"
-    ).format(where)
-    params.update(repos=repo_ids, k=limit, k1=K1, b=B, avgdl=stats.avgdl, lex=present, idf=idf)
+        "FROM {source} ORDER BY score DESC, c.id LIMIT %(k)s"
+    ).format(
+        source=(
+            # at most max_rows candidates are scored, even when the rarest lexeme alone is in more chunks
+            sql.SQL(
+                "(SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id WHERE {} LIMIT %(cap)s) cand "
+                "JOIN chunks c ON c.id = cand.id JOIN files f ON f.id = c.file_id"
+            ).format(where)
+            if from_text
+            else sql.SQL("chunks c JOIN files f ON f.id = c.file_id WHERE {}").format(where)
+        )
+    )
+    params.update(repos=repo_ids, k=limit, k1=K1, b=B, avgdl=stats.avgdl, lex=present, idf=idf, cap=max_rows)
     n = selecting_prefix(present, stats, min(ROW_BUDGET, max_rows))
     if from_text:  # until the end of the statements below (an error ends the transaction, and it)
         await conn.execute("SET LOCAL enable_seqscan = off")
@@ -386,6 +398,10 @@ async def _gin_top(
         cur = await conn.execute(stmt, {**params, "tsq": tsquery_any(present[:n])})
         rows = await cur.fetchall()
         rest_bound = sum(idf[n:])  # best score of a chunk holding none of the selecting lexemes
+        capped = from_text and sum(stats.df[lex] for lex in present[:n]) > max_rows
+        if capped:
+            exact = False
+            break
         if n == len(present) or (len(rows) >= limit and float(rows[-1]["score"]) >= rest_bound):
             exact = True
             break
