@@ -121,6 +121,13 @@ class Settings(BaseSettings):
         description="The daemon exits after this long with no job to run, no MCP server attached and no "
         "request or sync.",
     )
+    daemon_start_timeout_seconds: float = Field(
+        default=90.0,
+        gt=0,
+        description="How long a job start waits, in the background, for a daemon it started to answer; a job "
+        "that no daemon started within this time fails with the reason. A first start creates the embedded "
+        "cluster: tens of seconds on a slow disk.",
+    )
     watch: bool = Field(
         default=True,
         description="Whether the daemon watches the repositories indexed on this machine and re-indexes "
@@ -134,6 +141,12 @@ class Settings(BaseSettings):
         ge=1,
         description="When the OS refuses file watches (e.g. Linux's max_user_watches), how often the "
         "repository is rescanned instead.",
+    )
+    watch_refresh_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the daemon reads the list of repositories to watch again, for those indexed "
+        "outside it (a job or `index` that it runs or is told about is watched the moment it completes).",
     )
     max_concurrent_searches: int = Field(
         default=max(2, min(16, 2 * (os.cpu_count() or 1))),

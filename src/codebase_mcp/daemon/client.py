@@ -96,16 +96,24 @@ def spawn(home: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-async def ensure_running(home: Path, *, timeout: float = START_TIMEOUT) -> dict[str, Any]:
-    """The running daemon's status, starting one first when none runs."""
-    info = await status(home)
-    if info is not None:
-        return info
-    proc = spawn(home)
-    log.info("started the background daemon (pid %d) for %s", proc.pid, home)
+async def listening(home: Path) -> bool:
+    """Whether a daemon accepts connections on this data directory's socket (no request is made: a
+    busy daemon answers this at once)."""
+    try:
+        _reader, writer = await _connect(DaemonPaths.of(home))
+    except NotRunning:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def wait_started(home: Path, proc: subprocess.Popen[bytes], *, timeout: float = START_TIMEOUT) -> dict[str, Any]:
+    """The status of the daemon ``proc`` was spawned to be, once it answers (or of the one that was
+    already running, when ``proc`` exits at once because it found that one's lock)."""
     deadline = time.monotonic() + timeout
     while True:
-        await asyncio.sleep(0.1)
         info = await status(home)
         if info is not None:
             return info
@@ -120,6 +128,17 @@ async def ensure_running(home: Path, *, timeout: float = START_TIMEOUT) -> dict[
                 f"The background daemon did not answer within {timeout:.0f} s. Its log is "
                 f"{home / 'logs' / 'codebase-mcp.log'}; `codebase-mcp daemon status` shows whether it runs."
             )
+        await asyncio.sleep(0.1)
+
+
+async def ensure_running(home: Path, *, timeout: float = START_TIMEOUT) -> dict[str, Any]:
+    """The running daemon's status, starting one first when none runs."""
+    info = await status(home)
+    if info is not None:
+        return info
+    proc = spawn(home)
+    log.info("started the background daemon (pid %d) for %s", proc.pid, home)
+    return await wait_started(home, proc, timeout=timeout)
 
 
 async def hand_over(home: Path, *, timeout: float = START_TIMEOUT) -> dict[str, Any]:
@@ -128,6 +147,27 @@ async def hand_over(home: Path, *, timeout: float = START_TIMEOUT) -> dict[str, 
     with contextlib.suppress(NotRunning):
         await request(home, "wake", timeout=10.0)
     return info
+
+
+async def kick(home: Path) -> subprocess.Popen[bytes] | None:
+    """The quick half of a hand-over, for a caller that must answer at once (a job start over MCP):
+    spawn a daemon when none listens, and return it; waiting for it to answer, and waking a running
+    one, are ``follow_up``'s, off the caller's path. The spawned daemon is detached, so it starts even
+    when the caller exits right after answering, and claims queued jobs as soon as it is up."""
+    if await listening(home):
+        return None
+    proc = spawn(home)
+    log.info("started the background daemon (pid %d) for %s", proc.pid, home)
+    return proc
+
+
+async def follow_up(home: Path, spawned: subprocess.Popen[bytes] | None, *, timeout: float = START_TIMEOUT) -> None:
+    """The slow half of a hand-over: wait for the daemon ``kick`` spawned to answer (DaemonError when
+    it does not), or wake the running one so that it looks for the new job now."""
+    if spawned is not None:
+        await wait_started(home, spawned, timeout=timeout)
+    with contextlib.suppress(NotRunning):
+        await request(home, "wake", timeout=10.0)
 
 
 async def stay_attached(home: Path, stopping: asyncio.Event) -> None:
@@ -171,6 +211,9 @@ async def stay_attached(home: Path, stopping: asyncio.Event) -> None:
         except DaemonError as exc:
             failures += 1
             log.warning("%s", exc.message)
+        except Exception:  # a bug here must not end the server's link to its daemon unnoticed
+            failures += 1
+            log.exception("following the background daemon failed; trying again")
         if stopped_on_request:
             await stopping.wait()
             return

@@ -27,11 +27,12 @@ from codebase_mcp.core import untrusted
 from codebase_mcp.core.validation import check_project_id, validate_client_path
 from codebase_mcp.daemon import client as daemon_client
 from codebase_mcp.domain import SearchFilters
-from codebase_mcp.errors import CodebaseError, DaemonError, DatabaseUnavailable, InvalidInput, NotFound
+from codebase_mcp.errors import CodebaseError, DatabaseUnavailable, InvalidInput, NotFound
 from codebase_mcp.jobs.worker import Worker
 from codebase_mcp.runtime import Runtime, open_runtime
 from codebase_mcp.search import symbols
 from codebase_mcp.server import render
+from codebase_mcp.server.handover import Handovers
 from codebase_mcp.server.schemas import (
     Detail,
     Forgotten,
@@ -82,6 +83,8 @@ class App:
     # searches are CPU-bound: running more at once than there are cores only lengthens every one of
     # them and the queue in front of quick calls (status polls); the rest wait their turn here
     search_slots: asyncio.Semaphore
+    # jobs started here and handed to the daemon (None: jobs run in this server, or nowhere)
+    handovers: Handovers | None = None
     sessions: OrderedDict[str, SessionState] = field(default_factory=OrderedDict)
 
     def session(self, ctx: Context) -> SessionState:
@@ -179,6 +182,12 @@ def guarded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
 def _report_warm_up(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("could not load the embedding model: %s", task.exception())
+
+
+def _report_detached(task: asyncio.Task[None]) -> None:
+    """Staying attached to the daemon only ends when the server stops; say so at once if it dies."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("stopped following the background daemon", exc_info=task.exception())
 
 
 class CodebaseServer(MCPServer[Any]):
@@ -295,7 +304,9 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             if settings.run_worker and settings.daemon:
                 # jobs run in the data directory's daemon, which outlives this server; staying attached
                 # keeps it (and its watches) alive while this server lives, and replaces it if it dies
+                app.handovers = Handovers(rt)
                 worker_task = asyncio.create_task(daemon_client.stay_attached(settings.home, detached))
+                worker_task.add_done_callback(_report_detached)
             elif settings.run_worker:
                 worker = Worker(rt)
                 worker_task = asyncio.create_task(worker.run())
@@ -303,10 +314,14 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 yield app
             finally:
                 detached.set()
+                if app.handovers is not None:
+                    await app.handovers.close()
                 if worker is not None:
-                    worker.stop()
+                    worker.stop()  # hands its job back at the next batch boundary: wait for that
+                elif worker_task is not None:
+                    worker_task.cancel()  # the daemon's link holds nothing but a connection
                 if worker_task is not None:
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(Exception, asyncio.CancelledError):
                         await asyncio.wait_for(worker_task, 30)
 
     server = CodebaseServer(
@@ -360,15 +375,10 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 job = await job_store.create_failed_job(conn, project, repo_path, exc.message)
                 return {"job_id": str(job.id), "status": str(job.status), "project_id": project, "message": exc.message}
             job, created = await job_store.create_job(conn, project, root, force_reindex)
-        if settings.run_worker and settings.daemon:
-            # the daemon runs the job, which finishes even if this server stops right after this call
-            try:
-                await daemon_client.hand_over(settings.home, timeout=20.0)
-            except DaemonError as exc:
-                raise DaemonError(
-                    f"{exc.message} Job {job.id} is queued and runs once the daemon starts (`codebase-mcp daemon "
-                    "start`); or set CODEBASE_MCP_DAEMON=false to run jobs inside the server."
-                ) from None
+        if app.handovers is not None:
+            # the daemon runs the job, which finishes even if this server stops right after this call;
+            # the answer does not wait for it (a first start spawns it: seconds)
+            await app.handovers.hand_over(job.id)
         message = (
             "indexing job queued: poll get_indexing_status every few seconds"
             if created

@@ -128,6 +128,26 @@ async def request_cancel(conn: Conn, job_id: str) -> Job:
     return await get_job(conn, str(jid))
 
 
+async def note_unclaimed(conn: Conn, job_id: uuid.UUID, message: str) -> bool:
+    """Say why a job no worker has claimed yet is still waiting (its status message); False once a
+    worker has claimed it (or it was cancelled)."""
+    cur = await conn.execute(
+        "UPDATE indexing_jobs SET status_message = %s WHERE id = %s AND status = 'pending' AND attempt = 0",
+        (printable(message, 2000), job_id),
+    )
+    return cur.rowcount == 1
+
+
+async def fail_unclaimed(conn: Conn, job_id: uuid.UUID, error: str) -> bool:
+    """Fail a job that no worker ever claimed (no worker could be started for it); False when one did."""
+    cur = await conn.execute(
+        "UPDATE indexing_jobs SET status = 'failed', completed_at = now(), status_message = 'failed', "
+        " error_message = %s WHERE id = %s AND status = 'pending' AND attempt = 0",
+        (printable(error, 2000), job_id),
+    )
+    return cur.rowcount == 1
+
+
 async def claim(conn: Conn, worker_id: str, heartbeat_timeout: float, max_running: int) -> Job | None:
     """Claim the oldest pending job, or a running one whose worker stopped beating, if fewer than
     ``max_running`` jobs are running with a live heartbeat.
