@@ -220,3 +220,27 @@ async def test_repositories_are_rescanned_when_the_os_refuses_watches(
         assert status["mode"] == "rescanning"
         assert "watch limit" in status["note"] and "rescanning every 1 s" in status["note"]
         assert repo_id in watcher.watched
+
+
+async def test_a_defect_in_watching_is_reported_as_one_and_the_repository_is_rescanned(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import watchfiles
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise TypeError("unexpected keyword argument 'step'")
+
+    monkeypatch.setattr(watchfiles, "awatch", broken)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.py").write_text("def first_function():\n    pass\n")
+    await index_once(runtime, repo)
+    async with watching(runtime) as watcher:
+        await watcher.refresh()
+
+        async def rescanning() -> bool:
+            return bool(watcher.status()[0]["mode"] == "rescanning")
+
+        await until(rescanning, "the repository falls back to rescans")
+        note = watcher.status()[0]["note"]
+        assert "internal error (TypeError" in note and "OS refused" not in note, note

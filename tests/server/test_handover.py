@@ -47,7 +47,8 @@ def spawns(monkeypatch: pytest.MonkeyPatch) -> Iterator[Spawns]:
 async def start(client: Client, repo: Path) -> dict[str, Any]:
     result = await client.call_tool("start_indexing_background", {"repo_path": str(repo)})
     assert not result.is_error, result.content
-    return result.structured_content or json.loads(result.content[0].text)  # type: ignore[union-attr]
+    record: dict[str, Any] = result.structured_content or json.loads(result.content[0].text)  # type: ignore[union-attr]
+    return record
 
 
 async def test_a_start_answers_while_the_daemon_it_spawned_has_not_come_up(

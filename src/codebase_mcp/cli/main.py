@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -115,6 +116,9 @@ def index(
                 state = await rt.indexer.index(
                     path, project_id=project, force=force, progress=report, embed=not no_embed
                 )
+        # a running daemon watches the repository from now on, not from its next periodic look
+        with contextlib.suppress(daemon_client.NotRunning, CodebaseError):
+            await daemon_client.request(settings.home, "wake", timeout=5.0)
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(state.skip_reasons.items())) or "none"
         out.print(
             f"indexed {path}: {state.files_indexed} files written, {state.files_unchanged} unchanged, "

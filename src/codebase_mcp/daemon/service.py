@@ -49,8 +49,14 @@ class Daemon:
         self.paths = paths
         self.locks = RepositoryLocks()
         # jobs queued through us (servers, the CLI) wake the worker at once; the slow poll finds the others
-        self.worker = Worker(runtime, locks=self.locks, poll_seconds=max(self.settings.job_poll_seconds, 5.0))
         self.watcher = Watcher(runtime, self.locks, self.touch) if self.settings.watch else None
+        self.worker = Worker(
+            runtime,
+            locks=self.locks,
+            poll_seconds=max(self.settings.job_poll_seconds, 5.0),
+            # a repository is watched from the moment its job completes
+            on_completed=lambda _job: self.watcher.look_now() if self.watcher else None,
+        )
         self.stopping = asyncio.Event()
         self.attached: set[asyncio.StreamWriter] = set()
         self.started_at = datetime.now(UTC)
@@ -182,8 +188,10 @@ class Daemon:
     async def _handle(self, op: str, args: dict[str, Any]) -> Any:
         if op == "status":
             return self.status()
-        if op == "wake":
+        if op == "wake":  # a job was queued, or a repository indexed: look for both now
             self.worker.wake()
+            if self.watcher is not None:
+                self.watcher.look_now()
             return {"woken": True}
         if op == "stop":
             self.stop("asked to stop")

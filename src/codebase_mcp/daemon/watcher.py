@@ -33,8 +33,6 @@ from codebase_mcp.storage import repo_store
 
 log = logging.getLogger(__name__)
 
-REFRESH_SECONDS = 5.0  # how often the list of repositories to watch is read again
-
 
 @dataclass
 class WatchedRepository:
@@ -92,6 +90,7 @@ class Watcher:
         self.locks = locks
         self.on_activity = on_activity
         self.watched: dict[int, WatchedRepository] = {}
+        self._look = asyncio.Event()
 
     @property
     def busy(self) -> bool:
@@ -100,15 +99,28 @@ class Watcher:
     def status(self) -> list[dict[str, Any]]:
         return [w.to_dict() for w in self.watched.values()]
 
+    def look_now(self) -> None:
+        """A repository may have just been indexed here (a job or an ``index`` run completed): read the
+        list of repositories to watch now, not at the next periodic look."""
+        self._look.set()
+
     async def run(self, stopping: asyncio.Event) -> None:
         try:
             while not stopping.is_set():
+                self._look.clear()
                 try:
                     await self.refresh()
                 except CodebaseError as exc:
                     log.warning("could not read the repositories to watch: %s", exc.message[:300])
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), REFRESH_SECONDS)
+                # the periodic look finds repositories indexed by processes that do not tell us
+                waiters = {asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(self._look.wait())}
+                try:
+                    await asyncio.wait(
+                        waiters, timeout=self.settings.watch_refresh_seconds, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    for waiter in waiters:
+                        waiter.cancel()
         finally:
             for watched in list(self.watched.values()):
                 await self._unwatch(watched)
@@ -147,6 +159,7 @@ class Watcher:
         """Mark the repository dirty on every batch of changes; the first sync, started once the OS
         watches are in place, catches up with what changed while nothing watched."""
         from watchfiles import awatch
+        from watchfiles._rust_notify import WatchfilesRustInternalError
 
         root = Path(watched.repository.root_path)
         catch_up = asyncio.get_running_loop().call_later(0.3, watched.dirty.set)
@@ -161,16 +174,22 @@ class Watcher:
                 ignore_permission_denied=True,
             ):
                 watched.dirty.set()
-        except Exception as exc:  # the OS refused the watches (limit reached, unsupported file system)
-            catch_up.cancel()
-            every = self.settings.watch_rescan_seconds
-            watched.note = f"the OS refused file watches ({exc}); rescanning every {every:g} s"
-            log.warning("%s: %s", root, watched.note)
-            watched.mode = "rescanning"
-            while not watched.stop.is_set():
-                watched.dirty.set()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(watched.stop.wait(), every)
+        except (OSError, WatchfilesRustInternalError) as exc:  # the OS refused (limit reached, file system)
+            why = f"the OS refused file watches ({exc})"
+            log.warning("%s: %s", root, why)
+        except Exception as exc:  # a defect, ours or the library's: say so, and keep the index fresh anyway
+            why = f"file watching failed with an internal error ({type(exc).__name__}; see the log)"
+            log.exception("%s: watching failed", root)
+        else:
+            return
+        catch_up.cancel()
+        every = self.settings.watch_rescan_seconds
+        watched.note = f"{why}; rescanning every {every:g} s"
+        watched.mode = "rescanning"
+        while not watched.stop.is_set():
+            watched.dirty.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watched.stop.wait(), every)
 
     async def _sync_loop(self, watched: WatchedRepository) -> None:
         repo = watched.repository

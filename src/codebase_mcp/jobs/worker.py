@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -85,6 +86,7 @@ class Worker:
         worker_id: str | None = None,
         locks: RepositoryLocks | None = None,
         poll_seconds: float | None = None,
+        on_completed: Callable[[Job], None] = lambda _job: None,
     ) -> None:
         self.rt = runtime
         self.settings = runtime.settings
@@ -93,6 +95,7 @@ class Worker:
         self.jobs_run = 0
         self.current: Job | None = None  # the job this worker is running
         self.poll_seconds = poll_seconds or self.settings.job_poll_seconds
+        self.on_completed = on_completed  # called once a job's completion is recorded
         self._woken = asyncio.Event()
         # shared with a watcher in the same process (the daemon): a job and a sync take turns
         self.locks = locks or RepositoryLocks()
@@ -253,6 +256,8 @@ class Worker:
                 recorded = await job_store.finish(conn, job_id, attempt, outcome.status, outcome.message, outcome.error)
         if recorded:
             log.info("job %s: %s", job_id, outcome.status)
+            if outcome.status is JobStatus.COMPLETED and self.current is not None:
+                self.on_completed(self.current)
         else:  # fenced out: the outcome of a stale attempt is not written
             log.warning("job %s attempt %d was taken over by another worker; its outcome is discarded", job_id, attempt)
 
