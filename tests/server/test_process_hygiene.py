@@ -1,4 +1,4 @@
-"""``codebase-mcp serve`` leaves nothing behind: stopped with SIGTERM or SIGINT (as process managers
+"""``codebase-mcp serve`` leaves nothing behind: stopped with SIGTERM, SIGHUP or SIGINT (as process managers
 and MCP clients stop servers), its embedded PostgreSQL stops with it."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _postmaster_pid(home: Path) -> int | None:
     return None if info is None else int(info.pid)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_signalled_server_stops_its_embedded_postgres(sig: signal.Signals, tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEBASE_MCP_") and k != "DATABASE_URL"}

@@ -62,16 +62,48 @@ def release_embedded() -> None:
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project the repository belongs to.")]
 
 
+#: What a terminal, a process manager or a closed session sends to stop a command: each stops it with
+#: its clean-up (the embedded PostgreSQL released, stopped when no other process uses it).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
 def _run(make: Callable[[Settings], Coroutine[Any, Any, T]], *, verbose: bool = False) -> T:
-    """Run one command: user errors become a message and exit code 2 (bad input) or 1."""
+    """Run one command: user errors become a message and exit code 2 (bad input) or 1; a stop signal
+    cancels the command, whose clean-up runs (a batch in flight rolls back: a later run redoes it)."""
     try:
         settings = Settings()
     except Exception as exc:  # pydantic validation of environment variables
         err.print(f"[red]error:[/] invalid setting: {exc}")
         raise typer.Exit(2) from None
     log_file = setup_logging(settings.home, verbose=verbose)
+    received: list[int] = []
+
+    async def until_stopped() -> T:
+        main = asyncio.current_task()
+        assert main is not None
+
+        def stop(signum: int) -> None:
+            if received:  # a second signal: stop waiting for the clean-up
+                release_embedded()
+                os._exit(128 + signum)
+            received.append(signum)
+            main.cancel()
+
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, stop, sig)
+        return await make(settings)
+
     try:
-        return asyncio.run(make(settings))
+        return asyncio.run(until_stopped())
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        name = signal.Signals(received[0]).name
+        log.info("stopped by %s", name)
+        with contextlib.suppress(Exception):  # the terminal may be gone (SIGHUP)
+            err.print(f"stopped by {name}; what was committed stays indexed.")
+        raise typer.Exit(128 + received[0]) from None
     except (InvalidInput, NotFound) as exc:
         err.print(f"[red]error:[/] {exc.message}", highlight=False)
         raise typer.Exit(2) from None
@@ -86,6 +118,15 @@ def _run(make: Callable[[Settings], Coroutine[Any, Any, T]], *, verbose: bool = 
         where = f" Details are in {log_file}." if log_file else ""
         err.print(f"[red]internal error:[/] {type(exc).__name__}: {exc}.{where}", highlight=False)
         raise typer.Exit(1) from None
+    finally:
+        # the event loop's handlers are gone with it: a signal during the exit's own clean-up still
+        # lets the clean-up (atexit: release the embedded server) run
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, _exit_cleanly)
+
+
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @app.command()
@@ -368,17 +409,17 @@ def serve(
     if no_worker:
         settings.run_worker = False
     setup_logging(settings.home)
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, _exit_now)
     _serve(settings, transport, host, port)
 
 
 def _exit_now(signum: int, _frame: object) -> None:
-    """SIGTERM or SIGINT of ``serve`` (a process manager, an MCP client closing its server, Ctrl-C):
-    exit at once, and stop the embedded PostgreSQL if no other process uses it. A graceful shutdown
-    would wait on the stdio reader, which blocks until the client closes stdin. A job in flight loses
-    its uncommitted batch only; the next start on this machine resumes it at once (its worker's PID is
-    gone), other machines after the heartbeat timeout."""
+    """SIGTERM, SIGHUP or SIGINT of ``serve`` (a process manager, an MCP client closing its server, a
+    closed terminal, Ctrl-C): exit at once, and stop the embedded PostgreSQL if no other process uses
+    it. A graceful shutdown would wait on the stdio reader, which blocks until the client closes stdin.
+    A job in flight loses its uncommitted batch only; the next start on this machine resumes it at once
+    (its worker's PID is gone), other machines after the heartbeat timeout."""
     log.info("server stopped by %s", signal.Signals(signum).name)
     release_embedded()
     logging.shutdown()
@@ -546,7 +587,7 @@ def worker() -> None:
         async with open_runtime(settings) as rt:
             w = Worker(rt)
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in STOP_SIGNALS:
                 # stop claiming, finish or roll back the batch in flight, hand the job back (resumable)
                 loop.add_signal_handler(sig, w.stop)
             log.info("worker %s started", w.worker_id)
