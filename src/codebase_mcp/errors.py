@@ -53,6 +53,13 @@ class DatabaseUnavailable(CodebaseError):
     code = "database_unavailable"
 
 
+class DatabaseMisconfigured(CodebaseError):
+    """The database server answers but cannot serve us as it is set up (no pgvector, no right to
+    install it): it will not heal by itself, so nothing retries it; the message says what to change."""
+
+    code = "database_misconfigured"
+
+
 class DatabaseFull(CodebaseError):
     code = "database_full"
 
@@ -78,6 +85,7 @@ def error_for_code(code: str, message: str) -> CodebaseError:
         NotFound,
         Conflict,
         DatabaseUnavailable,
+        DatabaseMisconfigured,
         DatabaseFull,
         DatabaseReadOnly,
         EmbeddingError,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import socketserver
 import subprocess
+import threading
 from pathlib import Path
 
+from codebase_mcp.daemon.paths import DaemonPaths
 from tests.conftest import cli_command
 
 
@@ -91,3 +94,30 @@ def test_unreachable_database_is_a_clear_error(cli_env: dict[str, str]) -> None:
     proc = run(env, "status", ok=False)
     assert proc.returncode == 1 and "Cannot connect to PostgreSQL" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+class _Stubborn(socketserver.StreamRequestHandler):
+    """A daemon that agrees to stop and never does."""
+
+    def handle(self) -> None:
+        for line in self.rfile:
+            op = json.loads(line)["op"]
+            result = {"stopping": True, "pid": 4242} if op == "stop" else {"pid": 4242}
+            self.wfile.write(json.dumps({"ok": True, "result": result}).encode() + b"\n")
+
+
+def test_daemon_stop_says_whether_the_daemon_stopped(cli_env: dict[str, str]) -> None:
+    home = Path(cli_env["CODEBASE_MCP_HOME"])
+    not_running = run(cli_env, "daemon", "stop", "--json")
+    assert json.loads(not_running.stdout) == {"was_running": False, "stopped": True}
+    paths = DaemonPaths.of(home)
+    paths.directory.mkdir(parents=True, exist_ok=True)
+    with socketserver.ThreadingUnixStreamServer(str(paths.socket), _Stubborn) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            stuck = run(cli_env, "daemon", "stop", "--json", "--timeout", "0.5", ok=False)
+        finally:
+            server.shutdown()
+    assert stuck.returncode == 1
+    assert json.loads(stuck.stdout) == {"was_running": True, "stopped": False}
+    assert "still runs after 0.5 s" in stuck.stderr and "Traceback" not in stuck.stderr

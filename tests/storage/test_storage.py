@@ -6,7 +6,12 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from codebase_mcp.errors import DatabaseMisconfigured, DatabaseUnavailable
+from codebase_mcp.settings import Settings
+from codebase_mcp.storage import database
+from codebase_mcp.storage.database import open_database
 from codebase_mcp.storage.migrate import available_migrations, migrate
 from tests.conftest import cli_command
 
@@ -68,3 +73,26 @@ def test_embedded_server_is_shared_by_concurrent_processes(tmp_path: Path) -> No
     again = subprocess.run([*cli_command(), "status", "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert not (home / "pgdata" / "postmaster.pid").exists()
+
+
+async def test_an_embedded_server_gone_before_the_database_is_created_is_unavailable(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded server started, then stopped before its database was checked: a database error
+    that says so, not an internal error."""
+    nobody = tmp_path / "no-server-here"
+    nobody.mkdir()
+    monkeypatch.setattr(database, "start_embedded", lambda _home: f"postgresql://postgres:@/postgres?host={nobody}")
+    with pytest.raises(DatabaseUnavailable, match="Cannot connect to PostgreSQL \\(the embedded server\\)"):
+        await open_database(settings.model_copy(update={"database_url": None}))
+
+
+async def test_a_server_without_pgvector_is_a_permanent_error_with_the_install_hint(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "VECTOR_EXTENSION", "vector_not_installed_here")
+    with pytest.raises(DatabaseMisconfigured, match="does not have the pgvector extension") as raised:
+        await open_database(settings)
+    assert "pgvector#installation" in raised.value.message
+    assert not isinstance(raised.value, DatabaseUnavailable), "nothing retries it: it does not heal by itself"
+    assert raised.value.for_client().startswith("database_misconfigured: ")

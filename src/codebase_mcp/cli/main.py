@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
@@ -23,7 +24,7 @@ from codebase_mcp.core import untrusted
 from codebase_mcp.daemon import client as daemon_client
 from codebase_mcp.daemon.paths import database_key
 from codebase_mcp.domain import SearchFilters, SearchResponse
-from codebase_mcp.errors import CodebaseError, InvalidInput, NotFound
+from codebase_mcp.errors import CodebaseError, DaemonError, InvalidInput, NotFound
 from codebase_mcp.logging_setup import setup_logging
 from codebase_mcp.settings import Settings
 
@@ -506,7 +507,12 @@ def daemon_start(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 
 
 @daemon_app.command("stop")
-def daemon_stop(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def daemon_stop(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, help="Seconds to wait for it to hand its job back and exit.")
+    ] = 60.0,
+) -> None:
     """Stop the daemon: a job in flight is handed back at its next batch boundary and resumes on the
     next start."""
 
@@ -515,15 +521,24 @@ def daemon_stop(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
             reply = await daemon_client.request(settings.home, "stop")
         except daemon_client.NotRunning:
             reply = None
+        stopped = reply is None
         if reply is not None:
-            for _ in range(600):  # it hands its job back and releases the database: allow a minute
-                if await daemon_client.status(settings.home) is None:
+            deadline = time.monotonic() + timeout
+            while not (stopped := await daemon_client.status(settings.home) is None):
+                if time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.1)
         if as_json:
-            sys.stdout.write(json.dumps({"stopped": reply is not None, "was_running": reply is not None}) + "\n")
-        else:
-            out.print(f"daemon (pid {reply['pid']}) stopped" if reply else "daemon: not running")
+            sys.stdout.write(json.dumps({"was_running": reply is not None, "stopped": stopped}) + "\n")
+        elif reply is None:
+            out.print("daemon: not running")
+        elif stopped:
+            out.print(f"daemon (pid {reply['pid']}) stopped")
+        if not stopped:
+            raise DaemonError(
+                f"The daemon (pid {reply['pid']}) was asked to stop but still runs after {timeout:g} s (it hands "
+                "a job in flight back first); `codebase-mcp daemon status` shows whether it has stopped since."
+            )
 
     _run(go)
 

@@ -29,7 +29,13 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from codebase_mcp.core.identity import application_name
-from codebase_mcp.errors import CodebaseError, DatabaseFull, DatabaseReadOnly, DatabaseUnavailable
+from codebase_mcp.errors import (
+    CodebaseError,
+    DatabaseFull,
+    DatabaseMisconfigured,
+    DatabaseReadOnly,
+    DatabaseUnavailable,
+)
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri, restart_if_stopped, start_embedded
 from codebase_mcp.storage.migrate import migrate
@@ -191,10 +197,13 @@ async def _ensure_database(server_uri: str, name: str) -> None:
                 await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+VECTOR_EXTENSION = "vector"  # pgvector, as PostgreSQL names it
+
+
 async def _check_pgvector(conn: psycopg.AsyncConnection[Any], where: str) -> None:
-    cur = await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+    cur = await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = %s", (VECTOR_EXTENSION,))
     if await cur.fetchone() is None:
-        raise DatabaseUnavailable(
+        raise DatabaseMisconfigured(
             f"The PostgreSQL server at {where} does not have the pgvector extension. Install pgvector "
             "on that server (https://github.com/pgvector/pgvector#installation), or unset DATABASE_URL "
             "to use the embedded PostgreSQL that ships with codebase-mcp."
@@ -217,24 +226,33 @@ def _configurer(idle_tx_timeout_ms: int) -> Callable[[Conn], Awaitable[None]]:
 async def open_database(settings: Settings, *, min_size: int = 1, max_size: int = 8) -> Database:
     if settings.database_url:
         url = settings.database_url
-        embedded = False
+        server_uri = None
     else:
         server_uri = start_embedded(settings.home)
-        await _ensure_database(server_uri, DATABASE_NAME)
         url = database_uri(server_uri, DATABASE_NAME)
-        embedded = True
+    embedded = server_uri is not None
     where = "the embedded server" if embedded else _describe(url)
     try:
+        if server_uri is not None:
+            await _ensure_database(server_uri, DATABASE_NAME)
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             await _check_pgvector(conn, where)
             applied = await migrate(conn)
             if applied:
                 log.info("schema migrated: %s", ", ".join(applied))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise DatabaseMisconfigured(
+            f"The database user may not set up the schema at {where}: {str(exc).strip().splitlines()[0]}. "
+            f"Run `CREATE EXTENSION IF NOT EXISTS {VECTOR_EXTENSION};` once as a superuser in that database, "
+            "or connect as its owner."
+        ) from exc
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(
             f"Cannot connect to PostgreSQL ({where}): {str(exc).strip().splitlines()[0]}. Check "
-            "DATABASE_URL, or unset it to use the embedded server."
+            + ("DATABASE_URL, or unset it to use the embedded server." if not embedded else "that it runs.")
         ) from exc
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
     pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
         url,
         min_size=min_size,
@@ -244,7 +262,11 @@ async def open_database(settings: Settings, *, min_size: int = 1, max_size: int 
         open=False,
         check=AsyncConnectionPool.check_connection,
     )
-    await pool.open(wait=True, timeout=30)
+    try:
+        await pool.open(wait=True, timeout=30)
+    except psycopg.Error as exc:  # the server went away right after the checks
+        await pool.close()
+        raise translate(exc) from exc
     database = Database(url=url, pool=pool, embedded=embedded, home=settings.home if embedded else None)
     database.watch_embedded()
     return database

