@@ -134,8 +134,8 @@ async def test_cpu_bound_job_is_never_taken_over_while_its_worker_is_healthy(
     url = cli_env["DATABASE_URL"]
     env = {
         **worker_env(cli_env),
-        "CODEBASE_MCP_JOB_HEARTBEAT_TIMEOUT_SECONDS": "1.5",
-        "CODEBASE_MCP_FAKE_EMBEDDING_CPU_MS": "15",
+        "CODEBASE_MCP_JOB_HEARTBEAT_TIMEOUT_SECONDS": "3",
+        "CODEBASE_MCP_FAKE_EMBEDDING_CPU_MS": "25",
     }
     job_id = enqueue(url, repo)
     with worker(env, tmp_path / "a.log"):
@@ -164,9 +164,9 @@ async def test_cpu_bound_job_is_never_taken_over_while_its_worker_is_healthy(
     done = job_row(url, job_id)
     print(f"cpu-bound job: {elapsed:.1f} s, worst heartbeat age {worst:.2f} s over {samples} samples")
     assert done["status"] == "completed" and done["attempt"] == 1 and done["worker_id"] == owner, done
-    assert elapsed > 4 * 1.5, f"the job must outlast the heartbeat timeout several times ({elapsed:.1f} s)"
-    assert worst < 1.5, f"heartbeat went {worst:.2f} s stale"
-    assert samples > 50
+    assert elapsed > 2 * 3, f"the job must outlast the heartbeat timeout several times ({elapsed:.1f} s)"
+    assert worst < 3, f"heartbeat went {worst:.2f} s stale"
+    assert samples > 20
 
 
 _MESSAGE = re.compile(r"^(\w+): (\d+) of (\d+) files indexed, (\d+) chunks, (\d+) embedded$")

@@ -29,10 +29,8 @@ async def test_large_repository_progress_and_search(cli_env: dict[str, str], tmp
     repo = make_repo(tmp_path / "big", N_FILES)
     async with stdio_client(params(job_env(cli_env))) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
-        t0 = time.monotonic()
         ok, started = await call(session, "start_indexing_background", repo_path=str(repo))
-        created_in = time.monotonic() - t0
-        assert ok and created_in < 1.0, (started, created_in)
+        assert ok and started["status"] in {"pending", "running"}, started
 
         seen: list[int] = []
         deadline = time.monotonic() + 180
@@ -87,11 +85,11 @@ async def test_server_killed_mid_job_resumes_without_duplicates(cli_env: dict[st
     assert 0 < interrupted["files"] < N_FILES and interrupted["files"] == after_kill["files_indexed"]
 
     # restart: the dead local worker's job is resumed at once, without waiting for the heartbeat timeout
-    async with stdio_client(params(env)) as (read, write), ClientSession(read, write) as session:
+    # (the heartbeat timeout is an hour here: only the dead PID can make the job claimable)
+    patient = {**env, "CODEBASE_MCP_JOB_HEARTBEAT_TIMEOUT_SECONDS": "3600"}
+    async with stdio_client(params(patient)) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
-        t0 = time.monotonic()
-        job = await wait_done(session, job_id)
-        assert time.monotonic() - t0 < 25, "resumed before the 30 s heartbeat timeout"
+        job = await wait_done(session, job_id, timeout=300)
     assert job["status"] == "completed", job
     assert job["attempt"] == 2 and job["error_message"] is None
     assert job["files_indexed"] == N_FILES, "the counters describe the whole job across the resume"
@@ -126,12 +124,11 @@ async def test_cancel_running_job_and_second_start_returns_it(cli_env: dict[str,
         ok, again = await call(session, "start_indexing_background", repo_path=str(repo) + "/")
         assert ok and again["job_id"] == first["job_id"] and again["status"] == "running"
 
-        t0 = time.monotonic()
         ok, cancelling = await call(session, "cancel_indexing_job", job_id=first["job_id"])
         assert ok and cancelling["cancel_requested"]
-        job = await wait_done(session, first["job_id"], timeout=10)
-        took = time.monotonic() - t0
-        assert job["status"] == "cancelled" and took < 5, (job, took)
+        job = await wait_done(session, first["job_id"], timeout=120)
+        # it stopped at a batch boundary, long before the end (how soon, in seconds, is a benchmark's)
+        assert job["status"] == "cancelled" and job["files_indexed"] < N_FILES, job
 
         # consistent: exactly the files the job counted are indexed, each with all its chunks
         stats = chunk_stats(url)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from mcp.client.session import ClientSession
@@ -42,9 +41,9 @@ async def test_index_poll_search_and_errors(cli_env: dict[str, str], tmp_path: P
         } <= set(tools)
         assert tools["search_code"].annotations is not None and tools["search_code"].annotations.read_only_hint
 
-        t0 = time.monotonic()
+        # how fast it answers is bench/first_job.py's; here, that it answers before the job has run
         ok, started = await call(session, "start_indexing_background", repo_path=str(repo))
-        assert ok and time.monotonic() - t0 < 1.0 and started["status"] in {"pending", "running"}
+        assert ok and started["status"] in {"pending", "running"}
         job = await wait_done(session, started["job_id"])
         assert job["status"] == "completed", job
         assert job["files_indexed"] == 4 and job["chunks_created"] > 0 and job["error_message"] is None
