@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socketserver
 import subprocess
 import threading
@@ -97,12 +98,12 @@ def test_unreachable_database_is_a_clear_error(cli_env: dict[str, str]) -> None:
 
 
 class _Stubborn(socketserver.StreamRequestHandler):
-    """A daemon that agrees to stop and never does."""
+    """A daemon that agrees to stop and never does (its process: the test's own)."""
 
     def handle(self) -> None:
         for line in self.rfile:
             op = json.loads(line)["op"]
-            result = {"stopping": True, "pid": 4242} if op == "stop" else {"pid": 4242}
+            result = {"stopping": True, "pid": os.getpid()} if op == "stop" else {"pid": os.getpid()}
             self.wfile.write(json.dumps({"ok": True, "result": result}).encode() + b"\n")
 
 

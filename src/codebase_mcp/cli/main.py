@@ -523,8 +523,9 @@ def daemon_stop(
             reply = None
         stopped = reply is None
         if reply is not None:
+            # gone means its process has exited, the embedded PostgreSQL released, not just its socket
             deadline = time.monotonic() + timeout
-            while not (stopped := await daemon_client.status(settings.home) is None):
+            while not (stopped := not _alive(int(reply["pid"]))):
                 if time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.1)
@@ -541,6 +542,15 @@ def daemon_stop(
             )
 
     _run(go)
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
 
 
 @daemon_app.command("run", hidden=True)
