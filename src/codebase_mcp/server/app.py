@@ -26,7 +26,7 @@ from codebase_mcp import package_version
 from codebase_mcp.core import untrusted
 from codebase_mcp.core.validation import check_project_id, validate_client_path
 from codebase_mcp.daemon import client as daemon_client
-from codebase_mcp.domain import SearchFilters
+from codebase_mcp.domain import Job, SearchFilters
 from codebase_mcp.errors import CodebaseError, DatabaseUnavailable, InvalidInput, NotFound
 from codebase_mcp.jobs.worker import Worker
 from codebase_mcp.runtime import Runtime, open_runtime
@@ -64,6 +64,8 @@ class SessionState:
 
 
 MAX_SESSIONS = 4096  # sessions whose choices are remembered; the least recently used are forgotten
+MAX_WAIT_SECONDS = 25  # get_indexing_status's longest wait: well inside the ~30 s clients give a call
+STATUS_POLL_SECONDS = 0.1  # how often a waiting get_indexing_status reads its job again
 
 
 def session_key(ctx: Context) -> str:
@@ -127,8 +129,8 @@ class App:
         if not repo_ids:
             return (
                 f"Nothing is indexed in project {project!r} yet. Index a repository with "
-                "start_indexing_background(repo_path='/absolute/path'), poll get_indexing_status until "
-                f"'completed', then call {tool} again."
+                "start_indexing_background(repo_path='/absolute/path'), call get_indexing_status(job_id, "
+                f"wait_seconds=20) until 'completed', then call {tool} again."
             )
         async with self.runtime.db.connection() as conn:
             empty = await symbol_store.filters_matching_nothing(conn, repo_ids, filters)
@@ -139,6 +141,30 @@ class App:
         if any(values.values()):
             return "Nothing matched with these filters; try without them."
         return "Nothing matched."
+
+    async def wait_for_change(self, ctx: Context, job: Job, seconds: float) -> Job:
+        """``job`` read again every ``STATUS_POLL_SECONDS`` until its status or phase differs from
+        ``job``'s or ``seconds`` have passed (never later: a read still in flight then is abandoned and
+        the last one answers). Each read takes a pooled connection for itself only, and no search slot.
+        A rise in progress is reported to a client that asked for progress (a no-op otherwise)."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        seen, reported = (job.status, job.phase), job.progress_percent
+        timeout = asyncio.timeout_at(deadline)
+        try:
+            async with timeout:
+                while True:
+                    await asyncio.sleep(STATUS_POLL_SECONDS)
+                    async with self.runtime.db.connection() as conn:
+                        job = await job_store.get_job(conn, str(job.id))
+                    if (job.status, job.phase) != seen:
+                        return job
+                    if job.progress_percent > reported:
+                        reported = job.progress_percent
+                        await ctx.report_progress(reported, 100, job.status_message)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+        return job
 
 
 def app_of(ctx: Context) -> App:
@@ -328,7 +354,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         "codebase-mcp",
         version=package_version(),
         instructions="Code search over indexed repositories, by meaning and by identifier. First index: "
-        "start_indexing_background(repo_path=...), then poll get_indexing_status every few seconds until "
+        "start_indexing_background(repo_path=...), then call get_indexing_status(job_id, wait_seconds=20) until "
         "'completed'. Then search_code for code by description or identifier, find_symbol for where a name is "
         "defined, find_references for where it is used. Use grep for exact strings.",
         lifespan=lifespan,
@@ -364,7 +390,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
     ) -> StartedJob:
         """Index (or refresh) a repository in the background and return its job id at once. Indexing again
         only reads changed files. A second start for a repository whose job is still pending or running returns
-        that job instead of a new one. Then call get_indexing_status with the job id every few seconds."""
+        that job instead of a new one. Then call get_indexing_status with the job id and wait_seconds=20."""
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=False)
         async with app.runtime.db.connection() as conn:
@@ -380,20 +406,38 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             # the answer does not wait for it (a first start spawns it: seconds)
             await app.handovers.hand_over(job.id)
         message = (
-            "indexing job queued: poll get_indexing_status every few seconds"
+            "indexing job queued: poll get_indexing_status(job_id, wait_seconds=20) until it is done"
             if created
             else "a job for this repository is already active: this is that job; poll get_indexing_status"
         )
         return {"job_id": str(job.id), "status": str(job.status), "project_id": project, "message": message}
 
     @tool(READ_ONLY)
-    async def get_indexing_status(ctx: Context, job_id: JobIdArg, project_id: ProjectArg = None) -> JobRecord:
-        """Status, phase, progress (percent, files, chunks, ETA) and timestamps of an indexing job. Poll every
-        few seconds (2-5 s) until status is 'completed', 'failed' or 'cancelled'. Statuses: 'pending' (queued,
-        not started), 'running' (see phase: scanning, chunking, embedding, finalizing; keyword search already works
-        on stored files), 'completed' (search away), 'failed' (error_message says why), 'cancelled'."""
-        async with app_of(ctx).runtime.db.connection() as conn:
-            return cast(JobRecord, (await job_store.get_job(conn, job_id, project_id)).to_dict())
+    async def get_indexing_status(
+        ctx: Context,
+        job_id: JobIdArg,
+        project_id: ProjectArg = None,
+        wait_seconds: Annotated[
+            float,
+            Field(
+                ge=0,
+                le=MAX_WAIT_SECONDS,
+                description="Answer as soon as the job's status or phase changes, or after this many seconds "
+                "(0: at once), e.g. 20.",
+            ),
+        ] = 0,
+    ) -> JobRecord:
+        """Status, phase, progress (percent, files, chunks, ETA) and timestamps of an indexing job. Call it
+        with wait_seconds=20 until status is 'completed', 'failed' or 'cancelled', instead of polling every few
+        seconds. Statuses: 'pending' (queued, not started), 'running' (see phase: scanning, chunking, embedding,
+        finalizing; keyword search already works on stored files), 'completed' (search away), 'failed'
+        (error_message says why), 'cancelled'."""
+        app = app_of(ctx)
+        async with app.runtime.db.connection() as conn:
+            job = await job_store.get_job(conn, job_id, project_id)
+        if wait_seconds > 0 and job.status.active:
+            job = await app.wait_for_change(ctx, job, wait_seconds)
+        return cast(JobRecord, job.to_dict())
 
     @tool(READ_ONLY)
     async def list_indexing_jobs(
@@ -414,8 +458,8 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
 
     @tool(WRITES)
     async def cancel_indexing_job(ctx: Context, job_id: JobIdArg) -> JobRecord:
-        """Cancel an indexing job: a pending one at once, a running one at its next batch boundary (poll
-        get_indexing_status until 'cancelled'). What was already stored stays searchable."""
+        """Cancel an indexing job: a pending one at once, a running one at its next batch boundary (follow
+        it with get_indexing_status). What was already stored stays searchable."""
         async with app_of(ctx).runtime.db.connection() as conn:
             return cast(JobRecord, (await job_store.request_cancel(conn, job_id)).to_dict())
 
