@@ -10,10 +10,13 @@ import shutil
 import time
 from pathlib import Path
 
+from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult
 
+from codebase_mcp.server.app import build_server
+from codebase_mcp.settings import Settings
 from tests.server.client import call, params, wait_done
 
 POLYGLOT = Path(__file__).parents[1] / "fixtures" / "polyglot"
@@ -57,6 +60,24 @@ def wire_size(result: CallToolResult) -> int:
 
 def text_of(result: CallToolResult) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+TOOL_LIST_BUDGET_CHARS = 8_000  # descriptions + input schemas of every tool: read into every agent's context
+
+
+async def test_the_tool_list_is_lean_and_every_argument_described(settings: Settings) -> None:
+    async with Client(build_server(settings.model_copy(update={"run_worker": False}))) as client:
+        tools = (await client.list_tools()).tools
+    described = sum(len(t.description or "") + len(json.dumps(t.input_schema)) for t in tools)
+    outputs = sum(len(json.dumps(t.output_schema)) for t in tools if t.output_schema)
+    print(f"tools/list: descriptions + input schemas {described} chars, output schemas {outputs} chars")
+    assert described <= TOOL_LIST_BUDGET_CHARS, described
+    for tool in tools:
+        assert tool.input_schema.get("properties"), tool.name
+        for name, prop in tool.input_schema["properties"].items():
+            assert prop.get("description") and prop.get("type"), (tool.name, name, prop)
+        # no pydantic titles (a field's name again)
+        assert '"title": "' not in json.dumps(tool.input_schema) + json.dumps(tool.output_schema), tool.name
 
 
 async def test_empty_project_says_how_to_index(cli_env: dict[str, str]) -> None:

@@ -8,6 +8,7 @@ import difflib
 import functools
 import json
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,6 +46,7 @@ from codebase_mcp.server.schemas import (
     StartedJob,
     SymbolResult,
     WorkingDirectory,
+    lean_schema,
 )
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import index_store, job_store, repo_store, symbol_store
@@ -246,13 +248,16 @@ class CodebaseServer(MCPServer[Any]):
             raise
 
 
+FIRST_SENTENCE = re.compile(r"(?<!e\.g)\. ")  # the end of a description's first sentence ("e.g. x" goes on)
+
+
 def _argument_errors(tool: str, error: ValidationError, schema: dict[str, Any]) -> str:
     problems = []
     for err in error.errors()[:5]:
         loc = ".".join(str(part) for part in err["loc"]) or "arguments"
         top = str(err["loc"][0]) if err["loc"] else ""
         described = schema.get("properties", {}).get(top, {}).get("description", "")
-        example = f" ({described.split('. ')[0][:160]})" if described else ""
+        example = f" ({FIRST_SENTENCE.split(described)[0][:160]})" if described else ""
         problems.append(f"{loc}: {err['msg']}{example}")
     return f"invalid_input: bad arguments for {tool}: " + "; ".join(problems)
 
@@ -263,44 +268,40 @@ ProjectArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="Project to work in: a name grouping repositories, e.g. 'default' or 'acme-backend'. "
-        "Omitted: the session's project (set_working_directory) or 'default'.",
+        description="Project, e.g. 'acme-backend'. Omitted: the session's or 'default'.",
     ),
 ]
 RepositoryArg = Annotated[
     str | None,
     Field(
         max_length=4096,
-        description="Only this repository: its id, absolute root path or name, e.g. 'payments' or '3'. "
-        "Omitted: every repository of the project.",
+        description="Only this repository (id, root path or name), e.g. 'payments'.",
     ),
 ]
 LanguageArg = Annotated[
     str | None,
-    Field(max_length=64, description="Only files of this language, e.g. 'python', 'typescript', 'go', 'rust'."),
+    Field(max_length=64, description="Only this language, e.g. 'python' or 'typescript'."),
 ]
-FileTypeArg = Annotated[
-    str | None, Field(max_length=32, description="Only files with this extension, e.g. 'py' or '.tsx'.")
-]
+FileTypeArg = Annotated[str | None, Field(max_length=32, description="Only this file extension, e.g. 'py' or '.tsx'.")]
 DirectoryArg = Annotated[
     str | None,
     Field(
         max_length=500,
-        description="Only files under this folder, relative to the repository root, e.g. 'src/api'.",
+        description="Only files under this repository-relative folder, e.g. 'src/api'.",
     ),
 ]
 DetailArg = Annotated[
     Detail,
     Field(
-        description="How much code to return: 'locations' (paths, lines and symbols only, the cheapest), "
-        "'snippets' (the default: a few lines around what matched), 'full' (whole chunks with context).",
+        description="'locations' (cheapest: paths, lines, symbols), 'snippets' (lines around the match) or "
+        "'full' (whole chunks, with context).",
     ),
 ]
 JobIdArg = Annotated[
     str,
     Field(
         max_length=100,
-        description="Job id returned by start_indexing_background, e.g. '0b9e4c1e-5d7a-4f43-9a51-2f0c3d1e8a77'.",
+        description="Job id from start_indexing_background, e.g. '0b9e4c1e-5d7a-4f43-9a51-2f0c3d1e8a77'.",
     ),
 ]
 SymbolNameArg = Annotated[
@@ -308,8 +309,7 @@ SymbolNameArg = Annotated[
     Field(
         min_length=1,
         max_length=300,
-        description="Identifier or qualified name, e.g. 'parse_config', 'InvoiceCalculator.compute_total', "
-        "'linalg::Matrix' or 'App.Mail.Mailer'.",
+        description="Identifier or qualified name, e.g. 'parse_config', 'Invoice.total' or 'linalg::Matrix'.",
     ),
 ]
 
@@ -356,7 +356,8 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         instructions="Code search over indexed repositories, by meaning and by identifier. First index: "
         "start_indexing_background(repo_path=...), then call get_indexing_status(job_id, wait_seconds=20) until "
         "'completed'. Then search_code for code by description or identifier, find_symbol for where a name is "
-        "defined, find_references for where it is used. Use grep for exact strings.",
+        "defined, find_references for where it is used. Use grep for exact strings. An omitted project_id means "
+        "the session's project (set_working_directory) or 'default'.",
         lifespan=lifespan,
         auth=http[0] if http else None,
         token_verifier=http[1] if http else None,
@@ -379,7 +380,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             Field(
                 min_length=1,
                 max_length=4096,
-                description="Absolute path of the repository's root folder, e.g. '/home/me/src/payments'.",
+                description="Absolute path of its root folder, e.g. '/home/me/src/payments'.",
             ),
         ],
         project_id: ProjectArg = None,
@@ -388,9 +389,8 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             Field(description="Re-read and re-embed every file, e.g. true after changing the embedding model."),
         ] = False,
     ) -> StartedJob:
-        """Index (or refresh) a repository in the background and return its job id at once. Indexing again
-        only reads changed files. A second start for a repository whose job is still pending or running returns
-        that job instead of a new one. Then call get_indexing_status with the job id and wait_seconds=20."""
+        """Index (or refresh: only changed files are read) a repository in the background and return its job
+        id at once; a repository with an active job gets that job's id. Follow it with get_indexing_status."""
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=False)
         async with app.runtime.db.connection() as conn:
@@ -422,16 +422,14 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             Field(
                 ge=0,
                 le=MAX_WAIT_SECONDS,
-                description="Answer as soon as the job's status or phase changes, or after this many seconds "
-                "(0: at once), e.g. 20.",
+                description="Answer as soon as status or phase changes, or after this many seconds, e.g. 20.",
             ),
         ] = 0,
     ) -> JobRecord:
-        """Status, phase, progress (percent, files, chunks, ETA) and timestamps of an indexing job. Call it
-        with wait_seconds=20 until status is 'completed', 'failed' or 'cancelled', instead of polling every few
-        seconds. Statuses: 'pending' (queued, not started), 'running' (see phase: scanning, chunking, embedding,
-        finalizing; keyword search already works on stored files), 'completed' (search away), 'failed'
-        (error_message says why), 'cancelled'."""
+        """Status, phase and progress (percent, files, chunks, ETA) of an indexing job. Use wait_seconds=20
+        instead of polling every few seconds. Statuses: 'pending', 'running' (phase: scanning, chunking,
+        embedding, finalizing; keyword search works on stored files), 'completed', 'failed' (see
+        error_message), 'cancelled'."""
         app = app_of(ctx)
         async with app.runtime.db.connection() as conn:
             job = await job_store.get_job(conn, job_id, project_id)
@@ -443,23 +441,23 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
     async def list_indexing_jobs(
         ctx: Context,
         project_id: Annotated[
-            str | None, Field(max_length=64, description="Only jobs of this project, e.g. 'default'. Omitted: all.")
+            str | None, Field(max_length=64, description="Only this project's jobs, e.g. 'default'. Omitted: all.")
         ] = None,
         status: Annotated[
             Literal["pending", "running", "completed", "failed", "cancelled"] | None,
             Field(description="Only jobs in this status, e.g. 'running'."),
         ] = None,
-        limit: Annotated[int, Field(ge=1, le=100, description="How many jobs at most, e.g. 20.")] = 20,
+        limit: Annotated[int, Field(ge=1, le=100, description="How many jobs at most, e.g. 5.")] = 20,
     ) -> JobList:
-        """Recent indexing jobs, newest first, with the same fields as get_indexing_status."""
+        """Recent indexing jobs, newest first, with get_indexing_status's fields."""
         async with app_of(ctx).runtime.db.connection() as conn:
             jobs = await job_store.list_jobs(conn, project_id, status, limit)
         return {"jobs": [cast(JobRecord, j.to_dict()) for j in jobs]}
 
     @tool(WRITES)
     async def cancel_indexing_job(ctx: Context, job_id: JobIdArg) -> JobRecord:
-        """Cancel an indexing job: a pending one at once, a running one at its next batch boundary (follow
-        it with get_indexing_status). What was already stored stays searchable."""
+        """Cancel an indexing job: a pending one at once, a running one at its next batch boundary. What was
+        already stored stays searchable."""
         async with app_of(ctx).runtime.db.connection() as conn:
             return cast(JobRecord, (await job_store.request_cancel(conn, job_id)).to_dict())
 
@@ -471,8 +469,8 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             Field(
                 min_length=1,
                 max_length=2000,
-                description="What the code does, in a few words, or an identifier, e.g. 'retry an HTTP request "
-                "with backoff', 'where is the JWT signature checked', 'parse_config'.",
+                description="What the code does, a question or an identifier, e.g. 'retry an HTTP request with "
+                "backoff' or 'parse_config'.",
             ),
         ],
         project_id: ProjectArg = None,
@@ -480,14 +478,12 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         language: LanguageArg = None,
         file_type: FileTypeArg = None,
         directory: DirectoryArg = None,
-        limit: Annotated[int, Field(ge=1, le=50, description="How many results at most, e.g. 10.")] = 10,
+        limit: Annotated[int, Field(ge=1, le=50, description="How many results at most, e.g. 5.")] = 10,
         detail: DetailArg = "snippets",
     ) -> Annotated[CallToolResult, SearchResult]:
-        """Find code by meaning and by identifiers across the indexed repositories (hybrid semantic +
-        keyword search, ranked). Phrase the query as what the code does ('validate the uploaded file size')
-        or name the identifier ('UploadValidator'); a question works too. Use grep instead for exact strings
-        or regular expressions, find_symbol for where a name is defined, find_references for its uses.
-        Each result: path:start-end, symbol, kind and a snippet trimmed around the matching lines."""
+        """Find code by meaning or identifier (hybrid semantic + keyword search, ranked). Use grep for exact
+        strings or regexes, find_symbol for definitions, find_references for uses. Each result:
+        path:start-end, symbol, kind, snippet."""
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=True)
         filters = SearchFilters(repository_id, language, file_type, directory)
@@ -522,13 +518,11 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         repository_id: RepositoryArg = None,
         project_id: ProjectArg = None,
         directory: DirectoryArg = None,
-        limit: Annotated[int, Field(ge=1, le=50, description="How many definitions at most, e.g. 10.")] = 10,
+        limit: Annotated[int, Field(ge=1, le=50, description="How many definitions at most, e.g. 5.")] = 10,
         detail: DetailArg = "snippets",
     ) -> Annotated[CallToolResult, SymbolResult]:
-        """Where a symbol is defined: classes, functions, methods, types and modules by exact name
-        ('compute_total') or qualified name ('InvoiceCalculator.compute_total', 'pkg::Type', 'a.b.C'), across
-        the project's repositories. Definitions in non-test code come first. Answers from the index (fast, no
-        file reads); use search_code when you know what the code does but not its name."""
+        """Where a class, function, method, type or module is defined, by exact or qualified name; non-test
+        code first. Use search_code when you know what the code does but not its name."""
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=True)
         filters = SearchFilters(repository_id, language, None, directory)
@@ -559,11 +553,10 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         repository_id: RepositoryArg = None,
         project_id: ProjectArg = None,
         directory: DirectoryArg = None,
-        limit: Annotated[int, Field(ge=1, le=200, description="How many lines at most, e.g. 30.")] = 30,
+        limit: Annotated[int, Field(ge=1, le=200, description="How many lines at most, e.g. 100.")] = 30,
     ) -> Annotated[CallToolResult, ReferenceResult]:
-        """Where an identifier occurs (calls, imports, uses and its definition), grouped by file with line
-        numbers and the line's text, from the indexed text (not from disk: reindex to see recent edits). A
-        qualified name ('Parser.parse') looks for its last part ('parse') as a whole word."""
+        """Where an identifier occurs (calls, imports, uses, definition): lines with their text, by file,
+        from the index (reindex to see recent edits). 'Parser.parse' is looked for as the word 'parse'."""
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=True)
         filters = SearchFilters(repository_id, language, None, directory)
@@ -588,7 +581,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
     @tool(READ_ONLY)
     async def list_repositories(ctx: Context, project_id: ProjectArg = None) -> RepositoryList:
         """Indexed repositories of a project: id, name, root path, file and chunk counts, embedding coverage
-        ('embedded' of 'chunks') and when each was last indexed."""
+        and when each was last indexed."""
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=True)
         async with app.runtime.db.connection() as conn:
@@ -603,7 +596,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             Field(
                 min_length=1,
                 max_length=4096,
-                description="The repository to remove: its id, absolute root path or name, e.g. 'payments'.",
+                description="Its id, root path or name, e.g. 'payments'.",
             ),
         ],
         project_id: ProjectArg = None,
@@ -624,7 +617,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             Field(
                 min_length=1,
                 max_length=4096,
-                description="Absolute path of the folder you work in, e.g. '/home/me/src/payments/api'.",
+                description="Absolute path of the folder you work in, e.g. '/home/me/src/api'.",
             ),
         ],
     ) -> WorkingDirectory:
@@ -654,9 +647,13 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
 def _forbid_unknown_arguments(server: MCPServer[Any]) -> None:
     """A misspelt argument (``limt=5``) is an error, not silently ignored: every tool's argument model
     forbids extra fields, and its published schema says ``additionalProperties: false``. (The SDK has
-    no option for this; its argument models are read live, so tightening them here takes effect.)"""
+    no option for this; its argument models are read live, so tightening them here takes effect.)
+    Both published schemas are written shortly (``schemas.lean_schema``): tools/list is read into every
+    agent's context."""
     for tool in server._tool_manager.list_tools():
         model = tool.fn_metadata.arg_model
         model.model_config["extra"] = "forbid"
         model.model_rebuild(force=True)
-        tool.parameters = model.model_json_schema(by_alias=True)
+        tool.parameters = lean_schema(model.model_json_schema(by_alias=True), nullable=False)
+        if tool.fn_metadata.output_schema is not None:
+            tool.fn_metadata.output_schema = lean_schema(tool.fn_metadata.output_schema, nullable=True)

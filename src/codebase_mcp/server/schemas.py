@@ -6,7 +6,7 @@ the JSON. Both stay under a character budget."""
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired
+from typing import Any, Literal, NotRequired
 
 from typing_extensions import TypedDict
 
@@ -148,3 +148,38 @@ class ReferenceResult(TypedDict):
     project_id: str
     notice: str
     message: NotRequired[str]
+
+
+# --- published schemas ------------------------------------------------------------------------------
+
+
+def lean_schema(schema: dict[str, Any], *, nullable: bool) -> dict[str, Any]:
+    """A pydantic JSON schema as an agent reads it, with the same meaning for what it accepts: no
+    ``title`` (a repeat of the field's name), and ``anyOf: [X, {"type": "null"}]`` written shortly —
+    as ``type: [X, "null"]`` (``nullable``: output schemas, whose values may be null), or as X alone
+    for an argument whose omission means the same as null (the server still accepts an explicit null:
+    its argument models, not this schema, validate calls)."""
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title":
+            continue
+        if key in ("properties", "$defs"):
+            out[key] = {name: lean_schema(sub, nullable=nullable) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = lean_schema(value, nullable=nullable)
+        elif key in ("anyOf", "oneOf", "allOf"):
+            out[key] = [lean_schema(sub, nullable=nullable) for sub in value]
+        else:
+            out[key] = value
+    options = out.get("anyOf")
+    if options and len(options) == 2 and {"type": "null"} in options:
+        other = options[0] if options[1] == {"type": "null"} else options[1]
+        if isinstance(other.get("type"), str) and not set(other) & set(out):
+            del out["anyOf"]
+            if nullable:
+                out |= {**other, "type": [other["type"], "null"]}
+            else:
+                if out.get("default", ...) is None:
+                    del out["default"]
+                out |= other
+    return out
