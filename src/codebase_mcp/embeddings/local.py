@@ -6,7 +6,7 @@
 - The graph that runs is derived once from that file without torch and cached under ``<home>/models/``
   keyed by the source file's hash, written atomically: the dequantisation folded into fp32 weights
   (fp32), then ``onnxruntime.quantization.quantize_dynamic`` on the MatMuls with per-channel weight
-  scales (int8 compute, the default).
+  scales (int8 compute, the default), in a child process so that a server's event loop is not held up.
 - Pooling: mean over the attention mask, then L2 normalisation (as sentence-transformers does).
 
 onnxruntime and tokenizers are imported on first use only, so keyword-only paths do not pay for them.
@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Sequence
@@ -158,6 +160,29 @@ def derive_graph(source: Path, dest: Path, int8: bool) -> None:
     log.info("derived the %s embedding graph %s from %s", "int8" if int8 else "fp32", dest, source)
 
 
+_DERIVE = (
+    "import sys; from pathlib import Path; from codebase_mcp.embeddings.local import derive_graph; "
+    "derive_graph(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == 'int8')"
+)
+
+
+def derive_graph_apart(source: Path, dest: Path, int8: bool) -> None:
+    """``derive_graph`` in a child process. Deriving is Python code and C calls (onnx load and save,
+    quantisation) that hold the GIL for up to a second or more at a time: in a server or the daemon, whose
+    event loop answers job starts and status polls meanwhile, it would stall every answer."""
+    done = subprocess.run(
+        [sys.executable, "-c", _DERIVE, str(source), str(dest), "int8" if int8 else "fp32"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EmbeddingError(f"Could not derive the embedding graph {dest} from {source}: {last[:500]}")
+    if not dest.exists():
+        raise EmbeddingError(f"Deriving the embedding graph {dest} from {source} wrote nothing.")
+
+
 class _DropBelowError(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.ERROR
@@ -225,7 +250,7 @@ class LocalEmbeddingModel(EmbeddingModel):
             if self.cache_dir is not None:
                 path = derived_path(self.cache_dir, self.int8, self.source_sha256)
                 if not path.exists():
-                    derive_graph(source, path, self.int8)
+                    derive_graph_apart(source, path, self.int8)
                     self.derivations += 1
             elif self.int8:
                 raise EmbeddingError("The int8 embedding model needs a cache directory for its derived graph.")
@@ -248,7 +273,7 @@ class LocalEmbeddingModel(EmbeddingModel):
             # A damaged cached graph: derive it again.
             log.warning("re-deriving the embedding graph %s: %s", path, exc)
             path.unlink(missing_ok=True)
-            derive_graph(source, path, self.int8)
+            derive_graph_apart(source, path, self.int8)
             self.derivations += 1
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         self.providers = list(session.get_providers())
