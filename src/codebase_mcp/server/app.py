@@ -48,6 +48,7 @@ from codebase_mcp.server.schemas import (
     WorkingDirectory,
     lean_schema,
 )
+from codebase_mcp.server.tasks import IndexingTasks
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import index_store, job_store, repo_store, symbol_store
 
@@ -362,6 +363,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         auth=http[0] if http else None,
         token_verifier=http[1] if http else None,
         log_level="WARNING",
+        extensions=[IndexingTasks(settings.job_retention_days)],
     )
 
     def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Awaitable[Any]]], None]:
