@@ -122,3 +122,18 @@ def test_daemon_stop_says_whether_the_daemon_stopped(cli_env: dict[str, str]) ->
     assert stuck.returncode == 1
     assert json.loads(stuck.stdout) == {"was_running": True, "stopped": False}
     assert "still runs after 0.5 s" in stuck.stderr and "Traceback" not in stuck.stderr
+
+
+def test_symbol_and_refs_answer_as_find_symbol_and_find_references(cli_env: dict[str, str], polyglot: Path) -> None:
+    run(cli_env, "index", str(polyglot), "--no-embed")
+    defs = json.loads(run(cli_env, "symbol", "InvoiceCalculator.compute_total", "--json").stdout)["definitions"]
+    assert [(d["path"], d["line"], d["in_tests"]) for d in defs][:1] == [("src/billing.py", 12, False)]
+    text = run(cli_env, "symbol", "compute_total").stdout
+    assert text.startswith("src/billing.py:12-") and "def compute_total(self, line_items):" in text
+    refs = json.loads(run(cli_env, "refs", "compute_total", "--json").stdout)
+    where = {(r["path"], r["definition"]) for r in refs["references"]}
+    assert ("src/billing.py", True) in where and ("tests/test_billing.py", False) in where
+    assert refs["total_count"] == len(refs["references"])
+    assert "no definition of 'no_such_name'" in run(cli_env, "symbol", "no_such_name").stdout
+    unknown = run(cli_env, "refs", "x", "--repo", "nowhere", ok=False)
+    assert unknown.returncode == 2 and "nowhere" in unknown.stderr and "Traceback" not in unknown.stderr

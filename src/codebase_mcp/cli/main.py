@@ -293,6 +293,90 @@ def search(
     _run(go)
 
 
+RepoOpt = Annotated[str | None, typer.Option("--repo", "-r", help="Repository id, path or name.")]
+LanguageOpt = Annotated[str | None, typer.Option("--language", "-l")]
+PathOpt = Annotated[str | None, typer.Option("--path", help="Path prefix inside the repository.")]
+
+
+async def _lookup_scope(conn: Any, project: str, filters: SearchFilters) -> list[int]:
+    """The repositories a symbol lookup covers (all of the project's, or the one named)."""
+    from codebase_mcp.storage import repo_store
+
+    if filters.repository:
+        return [(await repo_store.find_repository(conn, project, filters.repository)).id]
+    return await repo_store.repository_ids(conn, project)
+
+
+@app.command()
+def symbol(
+    name: Annotated[str, typer.Argument(help="Identifier or qualified name, e.g. Invoice.total.")],
+    kind: Annotated[str | None, typer.Option("--kind", "-k", help="class, function, method, type or module.")] = None,
+    project: ProjectOpt = "default",
+    repo: RepoOpt = None,
+    language: LanguageOpt = None,
+    directory: PathOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=50)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Where a name is defined (the MCP tool find_symbol): non-test code first."""
+
+    async def go(settings: Settings) -> None:
+        from codebase_mcp.search import symbols
+
+        filters = SearchFilters(repo, language, None, directory)
+        async with open_runtime(settings, load_model=False) as rt, rt.db.connection() as conn:
+            defs = await symbols.find_definitions(
+                conn, await _lookup_scope(conn, project, filters), filters, name, kind, limit
+            )
+        if as_json:
+            sys.stdout.write(json.dumps({"definitions": [asdict(d) for d in defs]}, indent=2) + "\n")
+            return
+        if not defs:
+            out.print(f"no definition of {escape(untrusted.clean(name, 100))!r}: try `codebase-mcp search` or `refs`")
+        for d in defs:
+            out.print(
+                f"[bold]{escape(d.path)}:{d.line}-{d.end_line}[/] {escape(d.symbol)} "
+                f"[dim]({d.kind}, {d.language}, {escape(d.repository)})[/]",
+                highlight=False,
+            )
+            for line in d.content.splitlines()[:6]:
+                out.print("    " + line, highlight=False, markup=False)
+
+    _run(go)
+
+
+@app.command()
+def refs(
+    name: Annotated[str, typer.Argument(help="Identifier; 'Parser.parse' is looked for as the word 'parse'.")],
+    project: ProjectOpt = "default",
+    repo: RepoOpt = None,
+    language: LanguageOpt = None,
+    directory: PathOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=200)] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Where an identifier occurs (the MCP tool find_references): one line each, by file."""
+
+    async def go(settings: Settings) -> None:
+        from codebase_mcp.search import symbols
+
+        filters = SearchFilters(repo, language, None, directory)
+        async with open_runtime(settings, load_model=False) as rt, rt.db.connection() as conn:
+            lines, total = await symbols.find_references(
+                conn, await _lookup_scope(conn, project, filters), filters, name, limit
+            )
+        if as_json:
+            record = {"references": [asdict(r) for r in lines], "total_count": total}
+            sys.stdout.write(json.dumps(record, indent=2) + "\n")
+            return
+        for r in lines:
+            mark = "  [dim](definition)[/]" if r.definition else ""
+            out.print(f"{escape(r.path)}:{r.line}: {escape(r.text)}{mark}", highlight=False)
+        out.print(f"[dim]{len(lines)} of {total} lines[/]")
+
+    _run(go)
+
+
 @app.command()
 def repos(
     project: Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")] = None,

@@ -177,8 +177,8 @@ def summary(job: Job) -> str:
     )
     skipped = f" ({job.files_skipped} skipped)" if job.files_skipped else ""
     return (
-        f"indexed {job.repo_path}: {job.files_indexed} files{skipped}, {job.chunks_created} chunks, "
-        f"{job.chunks_embedded} embedded{took}"
+        f"indexed {job.repo_path}: {job.files_indexed:,} files{skipped}, {job.chunks_created:,} chunks, "
+        f"{job.chunks_embedded:,} embedded{took}"
     )
 
 
