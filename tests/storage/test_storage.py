@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -96,3 +99,22 @@ async def test_a_server_without_pgvector_is_a_permanent_error_with_the_install_h
     assert "pgvector#installation" in raised.value.message
     assert not isinstance(raised.value, DatabaseUnavailable), "nothing retries it: it does not heal by itself"
     assert raised.value.for_client().startswith("database_misconfigured: ")
+
+
+async def test_the_embedded_server_keeps_its_write_ahead_log_small(server_uri: str) -> None:
+    """PostgreSQL's defaults let pg_wal grow to 1 GB and keep it; the embedded server is set to keep
+    little (``EMBEDDED_SERVER_SETTINGS``), on every start, whatever was there before."""
+
+    async def show(conn: psycopg.AsyncConnection[Any], name: str, want: str) -> None:
+        deadline = time.monotonic() + 30  # a reload reaches each session at its next command
+        while (got := (await (await conn.execute(f"SHOW {name}")).fetchone() or [None])[0]) != want:
+            assert time.monotonic() < deadline, f"{name} is {got}, not {want}"
+            await asyncio.sleep(0.05)
+
+    async with await psycopg.AsyncConnection.connect(server_uri, autocommit=True) as conn:
+        await conn.execute("ALTER SYSTEM RESET ALL")
+        await conn.execute("SELECT pg_reload_conf()")
+        await show(conn, "max_wal_size", "1GB")
+        await database._ensure_database(server_uri, "postgres")
+        await show(conn, "max_wal_size", "128MB")
+        await show(conn, "min_wal_size", "32MB")

@@ -187,8 +187,30 @@ def _describe(url: str) -> str:
     return f"{info.get('dbname') or '?'} on {host}:{info.get('port') or 5432}"
 
 
+#: The embedded server serves one user's local index: its write-ahead log need not hold the 1 GB that
+#: PostgreSQL's defaults allow between checkpoints (a bulk load left ~600 MB behind in pg_wal for good).
+#: Checkpoints come sooner during a load instead; crash safety is unchanged (fsync and full-page writes
+#: stay on). Set with ALTER SYSTEM (postgresql.auto.conf) and reloaded: no restart needed.
+EMBEDDED_SERVER_SETTINGS = {"max_wal_size": "128", "min_wal_size": "32"}  # in MB, pg_settings' unit for both
+
+
+async def _configure_embedded(conn: psycopg.AsyncConnection[Any]) -> None:
+    cur = await conn.execute(
+        "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (list(EMBEDDED_SERVER_SETTINGS),)
+    )
+    current = dict(await cur.fetchall())
+    changed = [name for name, value in EMBEDDED_SERVER_SETTINGS.items() if current.get(name) != value]
+    for name in changed:
+        value = sql.Literal(EMBEDDED_SERVER_SETTINGS[name] + "MB")
+        await conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), value))
+    if changed:
+        await conn.execute("SELECT pg_reload_conf()")
+        log.info("embedded server settings applied: %s", ", ".join(changed))
+
+
 async def _ensure_database(server_uri: str, name: str) -> None:
     async with await psycopg.AsyncConnection.connect(server_uri, autocommit=True) as conn:
+        await _configure_embedded(conn)
         cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
         if await cur.fetchone() is None:
             # another process may create it first: caught either by the name check (DuplicateDatabase)
