@@ -174,22 +174,59 @@ def index(
 
 
 async def _queue_job(settings: Settings, path: str, project: str, force: bool) -> None:
-    from codebase_mcp.core.validation import validate_root
-    from codebase_mcp.storage import index_store, job_store
-    from codebase_mcp.storage.database import open_database
+    from codebase_mcp.cli.background import queue_job
 
-    root = str(validate_root(path))
-    db = await open_database(settings, max_size=2)
-    try:
-        async with db.connection() as conn:
-            await index_store.ensure_project(conn, project)
-            job, created = await job_store.create_job(conn, project, root, force)
-    finally:
-        await db.close()
-    info = await daemon_client.hand_over(settings.home)
-    already = "" if created else " (a job for this repository was already active: this is that job)"
-    out.print(f"job {job.id} queued{already}; the daemon (pid {info['pid']}) runs it.", highlight=False)
-    out.print(f"follow it with: codebase-mcp jobs {job.id}", highlight=False)
+    queued = await queue_job(settings, path, project, force)
+    already = "" if queued.created else " (a job for this repository was already active: this is that job)"
+    out.print(f"job {queued.job.id} queued{already}; the daemon (pid {queued.daemon['pid']}) runs it.", highlight=False)
+    out.print(f"follow it with: codebase-mcp jobs {queued.job.id}", highlight=False)
+
+
+@app.command()
+def init(
+    path: Annotated[str, typer.Argument(help="A folder of the repository (its git top level is used).")] = ".",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; change and start nothing.")
+    ] = False,
+    mcp_json: Annotated[
+        bool, typer.Option("--mcp-json", help="Also register the server in the repository's .mcp.json (merged).")
+    ] = False,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Do not queue an indexing job.")] = False,
+    agents_file: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--agents-file",
+            help="Instruction file to write the block to (repeatable). Default: the existing AGENTS.md and "
+            "CLAUDE.md, else a new CLAUDE.md.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Set a repository up for AI assistants: a usage block in AGENTS.md/CLAUDE.md, the server registered
+    with Claude Code (.mcp.json on request), and an indexing job in the background. Safe to re-run."""
+    from codebase_mcp.cli.init import init_repository
+
+    async def go(settings: Settings) -> bool:
+        report = await init_repository(
+            settings, path, dry_run=dry_run, mcp_json=mcp_json, index=not no_index, chosen_files=agents_file
+        )
+        if as_json:
+            sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+            return report.failed
+        title = "dry run, nothing changed" if dry_run else "init"
+        out.print(f"{title}: {escape(report.root)}", highlight=False)
+        for step in report.steps:
+            colour = "red" if step.failed else "dim" if step.action in {"unchanged", "already_registered"} else "green"
+            out.print(f"  [{colour}]{step.step:<12}[/] {escape(step.message)}", highlight=False)
+        for step in report.steps:
+            if step.diff:
+                out.print(step.diff, highlight=False, markup=False, end="")
+        for note in report.notes:
+            err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        return report.failed
+
+    if _run(go):
+        raise typer.Exit(1)
 
 
 @app.command()
