@@ -41,11 +41,16 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, max_connections: int = 8, load_model: bool = False
+    settings: Settings, *, max_connections: int = 8, load_model: bool = False, daemon_model: bool = False
 ) -> AsyncIterator[Runtime]:
     """``load_model``: load the embedding model in a thread while the database opens (a CLI search
-    needs both, and neither waits for the other)."""
+    needs both, and neither waits for the other). ``daemon_model``: queries are embedded by the data
+    directory's daemon when it answers (an MCP server: one model per machine), by our own copy otherwise."""
     model = create_model(settings)
+    if daemon_model:
+        from codebase_mcp.daemon.model import DaemonEmbedded
+
+        model = DaemonEmbedded(model, settings.home)
     loading = asyncio.create_task(asyncio.to_thread(model.load)) if load_model else None
     await asyncio.sleep(0)  # the thread starts before the embedded server is checked (blocking)
     try:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 LINE_LIMIT = 64 * 1024 * 1024  # the longest reply line (search results at full detail)
 OTHER_DATABASE = "other_database"  # the daemon of this data directory uses another database than the caller
+OTHER_MODEL = "other_model"  # ... or another embedding model
 START_TIMEOUT = 90.0  # a first start creates the embedded cluster: tens of seconds on a slow disk
 
 
@@ -61,6 +63,27 @@ async def request(home: Path, op: str, *, timeout: float = 60.0, **args: Any) ->
     if reply.get("ok"):
         return reply.get("result")
     if reply.get("code") == OTHER_DATABASE:
+        raise NotRunning(str(reply.get("message")))
+    raise error_for_code(str(reply.get("code")), str(reply.get("message")))
+
+
+def request_blocking(home: Path, op: str, *, timeout: float, **args: Any) -> Any:
+    """``request`` for a caller in a worker thread (no event loop): a blocking socket, the same protocol."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(DaemonPaths.of(home).socket))
+            sock.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
+            with sock.makefile("rb") as stream:
+                line = stream.readline(LINE_LIMIT)
+    except OSError as exc:  # no socket, refused, timed out
+        raise NotRunning(str(exc)) from exc
+    if not line:
+        raise NotRunning("the daemon closed the connection")
+    reply = json.loads(line)
+    if reply.get("ok"):
+        return reply.get("result")
+    if reply.get("code") in (OTHER_DATABASE, OTHER_MODEL):
         raise NotRunning(str(reply.get("message")))
     raise error_for_code(str(reply.get("code")), str(reply.get("message")))
 

@@ -10,6 +10,7 @@ exit it releases the embedded PostgreSQL (stopping it when no other live process
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -22,7 +23,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from codebase_mcp import package_version
-from codebase_mcp.daemon.client import OTHER_DATABASE
+from codebase_mcp.daemon.client import OTHER_DATABASE, OTHER_MODEL
 from codebase_mcp.daemon.paths import DaemonPaths, database_key
 from codebase_mcp.daemon.watcher import Watcher
 from codebase_mcp.domain import SearchFilters
@@ -40,6 +41,13 @@ IDLE_CHECK_SECONDS = 1.0
 
 class _OtherDatabase(Exception):
     """A request meant for a daemon of another database (the caller falls back to its own work)."""
+
+
+class _OtherModel(Exception):
+    """An embed request for another model than this daemon's."""
+
+
+MAX_EMBED_TEXTS = 64  # one request embeds a query or a few, not a repository
 
 
 class Daemon:
@@ -64,6 +72,7 @@ class Daemon:
         self.stop_reason = ""
         self.database_key = database_key(self.settings.database_url)
         self.searches = 0
+        self.embeds = 0  # queries embedded for MCP servers
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
@@ -86,6 +95,7 @@ class Daemon:
             "attached_servers": len(self.attached),
             "jobs_run": self.worker.jobs_run,
             "searches": self.searches,
+            "queries_embedded": self.embeds,
             "current_job": {"job_id": str(job.id), "repo_path": job.repo_path} if job else None,
             "watching": self.settings.watch,
             "repositories": self.watcher.status() if self.watcher else [],
@@ -155,6 +165,8 @@ class Daemon:
                     reply: dict[str, Any] = {"ok": True, "result": result}
                 except _OtherDatabase as exc:
                     reply = {"ok": False, "code": OTHER_DATABASE, "message": str(exc)}
+                except _OtherModel as exc:
+                    reply = {"ok": False, "code": OTHER_MODEL, "message": str(exc)}
                 except CodebaseError as exc:
                     reply = {"ok": False, "code": exc.code, "message": exc.message}
                 except Exception as exc:
@@ -209,7 +221,20 @@ class Daemon:
             )
             self.searches += 1
             return response.to_dict()
-        raise InvalidInput(f"Unknown daemon request {op!r}: expected status, wake, stop, search or attach.")
+        if op == "embed":
+            return await self._embed(args)
+        raise InvalidInput(f"Unknown daemon request {op!r}: expected status, wake, stop, search, embed or attach.")
+
+    async def _embed(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Queries embedded for the MCP servers of this data directory, so the machine holds one copy of
+        the model (the servers load their own only when no daemon answers)."""
+        model = self.rt.model
+        if args.get("model") != model.name:
+            raise _OtherModel(f"this daemon embeds with {model.name}")
+        texts = [str(t) for t in args.get("texts", [])][:MAX_EMBED_TEXTS]
+        vectors = await asyncio.to_thread(model.embed_batch, texts, "query")
+        self.embeds += len(texts)
+        return {"dimension": model.dimension, "vectors": base64.b64encode(vectors.astype("<f4").tobytes()).decode()}
 
 
 async def serve(settings: Settings) -> int:

@@ -27,6 +27,7 @@ from codebase_mcp import package_version
 from codebase_mcp.core import untrusted
 from codebase_mcp.core.validation import check_project_id, validate_client_path
 from codebase_mcp.daemon import client as daemon_client
+from codebase_mcp.daemon.model import warm_up as warm_up_model
 from codebase_mcp.domain import Job, SearchFilters
 from codebase_mcp.errors import CodebaseError, DatabaseUnavailable, InvalidInput, NotFound
 from codebase_mcp.jobs.worker import Worker
@@ -320,15 +321,17 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
 
     @contextlib.asynccontextmanager
     async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[App]:
-        async with open_runtime(settings, max_connections=24) as rt:
+        in_daemon = settings.run_worker and settings.daemon
+        async with open_runtime(settings, max_connections=24, daemon_model=in_daemon) as rt:
             app = App(rt, asyncio.Semaphore(settings.max_concurrent_searches))
-            # load the embedding model now, in a thread, so the first search does not pay for it
-            warm_up = asyncio.create_task(asyncio.to_thread(rt.model.embed_query, "warm up"))
+            # load the embedding model now, in a thread, so the first search does not pay for it (with
+            # jobs in the daemon: the daemon's model, which embeds this server's queries)
+            warm_up = asyncio.create_task(warm_up_model(rt.model))
             warm_up.add_done_callback(_report_warm_up)
             worker_task = None
             worker = None
             detached = asyncio.Event()
-            if settings.run_worker and settings.daemon:
+            if in_daemon:
                 # jobs run in the data directory's daemon, which outlives this server; staying attached
                 # keeps it (and its watches) alive while this server lives, and replaces it if it dies
                 app.handovers = Handovers(rt)
@@ -341,6 +344,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
                 yield app
             finally:
                 detached.set()
+                warm_up.cancel()  # still waiting for a daemon: no longer needed
                 if app.handovers is not None:
                     await app.handovers.close()
                 if worker is not None:
