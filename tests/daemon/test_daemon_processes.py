@@ -246,3 +246,32 @@ async def test_a_daemon_killed_mid_job_is_replaced_and_its_job_resumes(
     assert stats == {"files": 300, "chunks": 900, "dup_chunks": 0, "dup_files": 0, "unembedded": 0}
     jobs = subprocess.run([*cli_command(), "jobs", job_id], env=env, capture_output=True, text=True, timeout=60)
     assert jobs.returncode == 0 and "completed" in jobs.stdout, jobs.stderr
+
+
+async def test_a_search_with_no_daemon_starts_one_for_the_next(daemon_env: dict[str, str], polyglot: Path) -> None:
+    indexed = subprocess.run([*cli_command(), "index", str(polyglot)], env=daemon_env, capture_output=True, timeout=120)
+    assert indexed.returncode == 0, indexed.stderr
+    stop_daemon(daemon_env)  # `index` woke none, but make sure: the first search finds no daemon
+    assert await daemon_status(daemon_env) is None
+
+    def search() -> list[dict[str, Any]]:
+        found = subprocess.run(
+            [*cli_command(), "search", "TokenBucket Allow", "--json"],
+            env=daemon_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert found.returncode == 0, found.stderr
+        hits: list[dict[str, Any]] = json.loads(found.stdout)["results"]
+        return hits
+
+    first = search()
+    deadline = time.monotonic() + 90
+    while (info := await daemon_status(daemon_env)) is None:
+        assert time.monotonic() < deadline, "the search started no daemon"
+        await asyncio.sleep(0.2)
+    assert info["searches"] == 0
+    assert search() == first, "the daemon answers as the search did"
+    info = await daemon_status(daemon_env)
+    assert info is not None and info["searches"] == 1, "the second search was the daemon's"

@@ -304,6 +304,8 @@ def search(
         except daemon_client.NotRunning:
             async with open_runtime(settings, load_model=mode != "keyword") as rt:
                 result = await rt.search.search(query, project_id=project, filters=filters, limit=limit, mode=mode)  # type: ignore[arg-type]
+            if settings.daemon:  # the next search is answered by a daemon with the model loaded
+                daemon_client.spawn(settings.home)
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
             return
@@ -586,7 +588,7 @@ def _print_daemon(info: dict[str, Any] | None, as_json: bool) -> None:
         sys.stdout.write(json.dumps(info if info is not None else {"running": False}, indent=2) + "\n")
         return
     if info is None:
-        out.print("daemon: not running (started on demand by `serve` and `index --background`)")
+        out.print("daemon: not running (started on demand by `serve`, `index --background` and `search`)")
         return
     job = info["current_job"]
     out.print(
