@@ -150,6 +150,62 @@ class Repository:
     watch: bool = True  # whether that machine's daemon keeps the index in step with edits
 
 
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(seconds, 0):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h" if seconds < 172800 else f"{seconds / 86400:.0f} d"
+
+
+@dataclass(frozen=True)
+class RepositoryFreshness:
+    """How fresh a searched repository's index is: when it was last indexed or synced, and why it may be
+    behind its files (``None``: nothing pending: no file change seen and not stored, no active job)."""
+
+    repository_id: int
+    repository: str
+    synced_at: datetime | None
+    why: str | None = None
+
+    @classmethod
+    def read(
+        cls,
+        repository_id: int,
+        repository: str,
+        synced_at: datetime | None,
+        changed_seconds_ago: float | None,
+        job: str | None,
+    ) -> RepositoryFreshness:
+        """From what the database holds: the age of the latest file change not yet stored (None: none)
+        and the status of an active indexing job (None: none)."""
+        reasons = []
+        if changed_seconds_ago is not None:
+            reasons.append(f"files changed {_ago(changed_seconds_ago)} ago")
+        if job is not None:
+            reasons.append("indexing job " + ("queued" if job == "pending" else job))
+        return cls(repository_id, repository, synced_at, "; ".join(reasons) or None)
+
+    @property
+    def pending(self) -> bool:
+        return self.why is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        synced = self.synced_at.isoformat(timespec="seconds") if self.synced_at else None
+        out = {"repository": self.repository, "repository_id": self.repository_id, "synced_at": synced}
+        return out | {"pending": self.pending} | ({"why": self.why} if self.why else {})
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> RepositoryFreshness:
+        synced = record.get("synced_at")
+        return cls(
+            int(record["repository_id"]),
+            str(record["repository"]),
+            datetime.fromisoformat(synced) if synced else None,
+            record.get("why"),
+        )
+
+
 @dataclass(frozen=True)
 class RepositoryStats:
     repository: Repository
@@ -315,16 +371,22 @@ class SearchResponse:
     latency_ms: float
     mode: SearchMode
     warning: str | None = None
+    # the searched repositories that produced a hit, were asked for by name, or may be behind their files
+    freshness: tuple[RepositoryFreshness, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The CLI's ``--json`` record (and what the daemon sends the CLI)."""
-        return {
-            "query": self.query,
-            "total_count": self.total_count,
-            "latency_ms": self.latency_ms,
-            "mode": self.mode,
-            "results": [h.to_dict() for h in self.hits],
-        } | ({"warning": self.warning} if self.warning else {})
+        return (
+            {
+                "query": self.query,
+                "total_count": self.total_count,
+                "latency_ms": self.latency_ms,
+                "mode": self.mode,
+                "results": [h.to_dict() for h in self.hits],
+            }
+            | ({"warning": self.warning} if self.warning else {})
+            | ({"freshness": [f.to_dict() for f in self.freshness]} if self.freshness else {})
+        )
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> SearchResponse:
@@ -335,6 +397,7 @@ class SearchResponse:
             latency_ms=float(record["latency_ms"]),
             mode=record["mode"],
             warning=record.get("warning"),
+            freshness=tuple(RepositoryFreshness.from_dict(f) for f in record.get("freshness", ())),
         )
 
 

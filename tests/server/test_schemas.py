@@ -8,8 +8,8 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime
 
-from codebase_mcp.domain import Job, JobPhase, JobStatus, Repository, RepositoryStats
-from codebase_mcp.server.schemas import JobRecord, RepositoryRecord
+from codebase_mcp.domain import Job, JobPhase, JobStatus, Repository, RepositoryFreshness, RepositoryStats
+from codebase_mcp.server.schemas import Freshness, JobRecord, RepositoryRecord
 
 
 def test_job_record_schema_names_every_field_of_a_job() -> None:
@@ -23,3 +23,11 @@ def test_job_record_schema_names_every_field_of_a_job() -> None:
 def test_repository_record_schema_names_every_field_of_a_repository() -> None:
     stats = RepositoryStats(Repository(1, "default", "r", "/r", None), files=1, chunks=2, embedded=1, skipped=0)
     assert set(stats.to_dict()) == set(RepositoryRecord.__annotations__)
+
+
+def test_freshness_schema_names_every_field_of_a_repository_s_freshness() -> None:
+    behind = RepositoryFreshness.read(3, "payments", datetime.now(UTC), 2.4, "running")
+    assert set(behind.to_dict()) == set(Freshness.__annotations__)
+    assert RepositoryFreshness.from_dict(behind.to_dict()) == dataclasses.replace(
+        behind, synced_at=behind.synced_at.replace(microsecond=0) if behind.synced_at else None
+    )

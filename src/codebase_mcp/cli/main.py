@@ -26,6 +26,7 @@ from codebase_mcp.daemon.paths import database_key
 from codebase_mcp.domain import SearchFilters, SearchResponse
 from codebase_mcp.errors import CodebaseError, DaemonError, InvalidInput, NotFound
 from codebase_mcp.logging_setup import setup_logging
+from codebase_mcp.search import freshness
 from codebase_mcp.settings import Settings
 
 app = typer.Typer(
@@ -311,6 +312,8 @@ def search(
             return
         if result.warning:
             err.print(f"[yellow]note:[/] {escape(result.warning)}", highlight=False)
+        if stale := freshness.stale_note(result.freshness):  # "note: changes not yet indexed in ..."
+            err.print(f"[yellow]note:[/]{escape(stale.removeprefix('note:'))}", highlight=False)
         if not result.hits:
             out.print("no results")
             return

@@ -1,13 +1,14 @@
 """Freshness: the repositories indexed on this machine follow their files while the daemon runs.
 
 Each watched repository has a file watcher (``watchfiles``: inotify, FSEvents, ReadDirectoryChangesW)
-that only marks the repository dirty, and a sync loop that turns "dirty" into one incremental index run
-(``Indexer.index``: the same scan, hash comparison, deletion and embedding as any index), so an edit, a
-new file, a deletion, a rename, an ignore-file change or a branch switch of hundreds of files all take
-the same path, batched: whatever changes while a sync runs is picked up by the next one. A sync is
-searchable by keyword as soon as its files are stored; embedding the changed chunks follows and gives
-way to the next sync when more edits arrive. When the OS refuses more watches (Linux's
-``max_user_watches``), the repository is rescanned periodically instead, and status says so.
+that only marks the repository dirty (in the database too: ``changes_pending_at``, which the searches of
+every process report until a sync has stored the change), and a sync loop that turns "dirty" into one
+incremental index run (``Indexer.index``: the same scan, hash comparison, deletion and embedding as any
+index), so an edit, a new file, a deletion, a rename, an ignore-file change or a branch switch of
+hundreds of files all take the same path, batched: whatever changes while a sync runs is picked up by
+the next one. A sync is searchable by keyword as soon as its files are stored; embedding the changed
+chunks follows and gives way to the next sync when more edits arrive. When the OS refuses more watches
+(Linux's ``max_user_watches``), the repository is rescanned periodically instead, and status says so.
 
 Syncs of a repository and jobs on it take turns (``RepositoryLocks``).
 """
@@ -173,6 +174,9 @@ class Watcher:
                 recursive=True,
                 ignore_permission_denied=True,
             ):
+                # said in the database first, so that any process's searches see the index may be behind;
+                # and before the sync starts, so that the sync reads this mark (or a newer one)
+                await self._mark_pending(watched)
                 watched.dirty.set()
         except (OSError, WatchfilesRustInternalError) as exc:  # the OS refused (limit reached, file system)
             why = f"the OS refused file watches ({exc})"
@@ -190,6 +194,13 @@ class Watcher:
             watched.dirty.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(watched.stop.wait(), every)
+
+    async def _mark_pending(self, watched: WatchedRepository) -> None:
+        try:
+            async with self.rt.db.connection() as conn:
+                await repo_store.mark_changes_pending(conn, watched.repository.id)
+        except CodebaseError as exc:  # the sync still runs; only searches cannot say the index is behind
+            log.warning("could not mark %s as changed: %s", watched.repository.root_path, exc.message[:300])
 
     async def _sync_loop(self, watched: WatchedRepository) -> None:
         repo = watched.repository

@@ -165,6 +165,8 @@ class Indexer:
     ) -> Progress:
         async with self.db.connection() as conn:
             model_id = await index_store.ensure_model(conn, self.model.name, self.model.dimension)
+            # the watcher's latest change before this scan: cleared once the store phase has committed
+            seen = await index_store.changes_pending_at(conn, repo_id)
 
         started = time.perf_counter()
         notify(state)
@@ -251,6 +253,8 @@ class Indexer:
         state.skip_reasons = counts
         async with self.db.connection() as conn:
             await index_store.replace_skipped(conn, repo_id, skipped)
+            if seen is not None:  # every change seen before the scan is stored: searches see it now
+                await index_store.changes_stored(conn, repo_id, seen)
         if state.chunks_created >= ANALYZE_AFTER_CHUNKS:
             # fresh statistics keep keyword search fast on a big new index (storage/search_store.py)
             async with self.db.connection() as conn:

@@ -14,6 +14,7 @@ from codebase_mcp.core.validation import check_project_id
 from codebase_mcp.domain import RetrievedChunk, SearchFilters, SearchHit, SearchMode, SearchResponse
 from codebase_mcp.embeddings.base import EmbeddingModel
 from codebase_mcp.errors import EmbeddingError, InvalidInput, NotFound
+from codebase_mcp.search import freshness
 from codebase_mcp.search.fusion import FusionWeights, fetch_size, fuse, query_kind
 from codebase_mcp.search.query import asked_names
 from codebase_mcp.search.ranking import DEFAULT, Candidate, RankParams, rerank, with_definitions
@@ -89,10 +90,9 @@ class SearchEngine:
         async with self.db.connection() as conn:
             if not await repo_store.project_exists(conn, project_id):
                 raise NotFound(f"Unknown project {project_id!r}. Index a repository into it first.")
-            if filters.repository:
-                repo_ids = [(await repo_store.find_repository(conn, project_id, filters.repository)).id]
-            else:
-                repo_ids = await repo_store.repository_ids(conn, project_id)
+            # with each repository's freshness, read before any content (search/freshness.py)
+            scope = await repo_store.search_scope(conn, project_id, filters.repository or None)
+        repo_ids = [f.repository_id for f in scope]
         if not repo_ids:
             return SearchResponse(query, (), 0, _ms(started), mode)
 
@@ -141,7 +141,8 @@ class SearchEngine:
                     texts = await search_store.chunk_texts(conn, [c.chunk_id for c in candidates])
             candidates = rerank(candidates, query, params, texts)
         hits = await self._hydrate(candidates[:limit], max_chars)
-        return SearchResponse(query, hits, len(candidates), _ms(started), mode, warning[0] if warning else None)
+        fresh = freshness.reported(scope, (h.repository_id for h in hits), asked=bool(filters.repository))
+        return SearchResponse(query, hits, len(candidates), _ms(started), mode, warning[0] if warning else None, fresh)
 
     async def _keyword(
         self, query: str, repo_ids: list[int], filters: SearchFilters, fetch: int

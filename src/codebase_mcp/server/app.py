@@ -28,16 +28,17 @@ from codebase_mcp.core import untrusted
 from codebase_mcp.core.validation import check_project_id, validate_client_path
 from codebase_mcp.daemon import client as daemon_client
 from codebase_mcp.daemon.model import warm_up as warm_up_model
-from codebase_mcp.domain import Job, SearchFilters
+from codebase_mcp.domain import Job, RepositoryFreshness, SearchFilters
 from codebase_mcp.errors import CodebaseError, DatabaseUnavailable, InvalidInput, NotFound
 from codebase_mcp.jobs.worker import Worker
 from codebase_mcp.runtime import Runtime, open_runtime
-from codebase_mcp.search import symbols
+from codebase_mcp.search import freshness, symbols
 from codebase_mcp.server import render
 from codebase_mcp.server.handover import Handovers
 from codebase_mcp.server.schemas import (
     Detail,
     Forgotten,
+    Freshness,
     JobList,
     JobRecord,
     ReferenceResult,
@@ -111,14 +112,12 @@ class App:
                 raise NotFound(f"Unknown project {project!r}. Index a repository into it first.")
         return project
 
-    async def repositories(self, project: str, filters: SearchFilters) -> list[int]:
-        """The repositories a search covers; an unknown language filter is an error naming the languages
-        the project has."""
+    async def repositories(self, project: str, filters: SearchFilters) -> list[RepositoryFreshness]:
+        """The repositories a search covers, with their freshness (read before any content); an unknown
+        language filter is an error naming the languages the project has."""
         async with self.runtime.db.connection() as conn:
-            if filters.repository:
-                repo_ids = [(await repo_store.find_repository(conn, project, filters.repository)).id]
-            else:
-                repo_ids = await repo_store.repository_ids(conn, project)
+            scope = await repo_store.search_scope(conn, project, filters.repository or None)
+            repo_ids = [f.repository_id for f in scope]
             if filters.language and repo_ids:
                 present = await symbol_store.languages(conn, repo_ids)
                 if present and filters.language.strip().lower() not in present:
@@ -126,7 +125,7 @@ class App:
                         f"No {untrusted.clean(filters.language, 64)!r} files are indexed in project {project!r}. "
                         f"Languages present: {', '.join(present)}."
                     )
-        return repo_ids
+        return scope
 
     async def why_empty(self, project: str, repo_ids: list[int], filters: SearchFilters, tool: str) -> str:
         """Why a search found nothing, and what to do about it."""
@@ -493,7 +492,7 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=True)
         filters = SearchFilters(repository_id, language, file_type, directory)
-        repo_ids = await app.repositories(project, filters)
+        repo_ids = [f.repository_id for f in await app.repositories(project, filters)]
         async with app.search_slots:
             result = await app.runtime.search.search(
                 query, project_id=project, filters=filters, limit=limit, max_chars=render.FULL_STEPS[0]
@@ -508,6 +507,8 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         }
         if result.warning:
             base["warning"] = result.warning
+        if result.freshness:
+            base["freshness"] = [cast(Freshness, f.to_dict()) for f in result.freshness]
         if not result.hits:
             base["message"] = await app.why_empty(project, repo_ids, filters, "search_code")
         return render.search(base, result, detail)
@@ -532,7 +533,8 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=True)
         filters = SearchFilters(repository_id, language, None, directory)
-        repo_ids = await app.repositories(project, filters)
+        scope = await app.repositories(project, filters)
+        repo_ids = [f.repository_id for f in scope]
         started = time.perf_counter()
         async with app.search_slots, app.runtime.db.connection() as conn:
             defs = await symbols.find_definitions(conn, repo_ids, filters, name, kind, limit)
@@ -543,6 +545,8 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             "detail": detail,
             "notice": untrusted.NOTICE,
         }
+        if fresh := freshness.reported(scope, (d.repository_id for d in defs), asked=bool(repository_id)):
+            base["freshness"] = [cast(Freshness, f.to_dict()) for f in fresh]
         if not defs:
             base["message"] = await app.why_empty(project, repo_ids, filters, "find_symbol") + (
                 f" No definition named {untrusted.clean(name, 100)!r}"
@@ -566,7 +570,8 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
         app = app_of(ctx)
         project = await app.project(ctx, project_id, must_exist=True)
         filters = SearchFilters(repository_id, language, None, directory)
-        repo_ids = await app.repositories(project, filters)
+        scope = await app.repositories(project, filters)
+        repo_ids = [f.repository_id for f in scope]
         started = time.perf_counter()
         async with app.search_slots, app.runtime.db.connection() as conn:
             refs, total = await symbols.find_references(conn, repo_ids, filters, name, limit)
@@ -578,6 +583,8 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
             "project_id": project,
             "notice": untrusted.NOTICE,
         }
+        if fresh := freshness.reported(scope, (r.repository_id for r in refs), asked=bool(repository_id)):
+            base["freshness"] = [cast(Freshness, f.to_dict()) for f in fresh]
         if not refs:
             base["message"] = await app.why_empty(project, repo_ids, filters, "find_references") + (
                 f" {untrusted.clean(name, 100)!r} occurs nowhere in the indexed text."

@@ -10,7 +10,8 @@ from typing import Any
 from mcp_types import CallToolResult, TextContent
 
 from codebase_mcp.core import untrusted
-from codebase_mcp.domain import ReferenceLine, SearchHit, SearchResponse, SymbolDefinition
+from codebase_mcp.domain import ReferenceLine, RepositoryFreshness, SearchHit, SearchResponse, SymbolDefinition
+from codebase_mcp.search import freshness
 from codebase_mcp.search.snippets import trim_snippet
 from codebase_mcp.server.schemas import (
     Definition,
@@ -53,6 +54,14 @@ def _header(path: str, start: int, end: int, symbol: str | None, kind: str, repo
     return f"{where}:{lines}" + (f"  {symbol} ({kind})" if symbol else f"  ({kind})")
 
 
+def _stale(base: SearchResult | SymbolResult | ReferenceResult) -> list[str]:
+    """The one line saying the index may be behind, when some searched repository has pending changes."""
+    note = freshness.stale_note(
+        RepositoryFreshness.from_dict(dict(f)) for f in base.get("freshness", ()) if f.get("pending")
+    )
+    return [note] if note else []
+
+
 def search(base: SearchResult, response: SearchResponse, detail: Detail) -> CallToolResult:
     hits = response.hits
     several_repos = len({h.repository_id for h in hits}) > 1
@@ -61,6 +70,7 @@ def search(base: SearchResult, response: SearchResponse, detail: Detail) -> Call
         out: SearchResult = {**base, "results": [_hit(h, response.query, detail, allowance) for h in hits]}
         head = f"{len(hits)} of {response.total_count} results for {response.query[:200]!r}"
         lines = [f"{head} (project {base['project_id']}, {base['latency_ms']:.0f} ms). {base['notice']}"]
+        lines += _stale(base)
         for extra in ("warning", "message"):
             if extra in base:
                 lines.append(str(base[extra]))
@@ -127,6 +137,7 @@ def symbols(base: SymbolResult, defs: Sequence[SymbolDefinition], name: str, det
     def build(allowance: int) -> tuple[SymbolResult, str]:
         records: list[Definition] = []
         lines = [f"{len(defs)} definitions of {name[:200]!r} (project {base['project_id']}). {base['notice']}"]
+        lines += _stale(base)
         if "message" in base:
             lines.append(base["message"])
         for d in defs:
@@ -173,6 +184,7 @@ def references(base: ReferenceResult, refs: Sequence[ReferenceLine], name: str) 
         f"{len(refs)} of {base['total_count']} lines mentioning {name[:200]!r} in {len(files)} files "
         f"(project {base['project_id']}). {base['notice']}"
     ]
+    lines += _stale(base)
     if "message" in base:
         lines.append(base["message"])
     for group in out["files"]:

@@ -98,6 +98,17 @@ class Hit(TypedDict):
     context_after: NotRequired[str]
 
 
+# a searched repository's index: when it was last synced, and whether it may be behind its files (a file
+# change seen and not stored yet, or an active indexing job: ``why`` says which); given for the
+# repositories that may be behind, that produced a result, or that the call named (search/freshness.py)
+class Freshness(TypedDict):
+    repository: str
+    repository_id: int
+    synced_at: str | None
+    pending: bool
+    why: NotRequired[str]
+
+
 class SearchResult(TypedDict):
     results: list[Hit]
     total_count: int
@@ -107,6 +118,7 @@ class SearchResult(TypedDict):
     notice: str
     message: NotRequired[str]  # why nothing was found, and what to do
     warning: NotRequired[str]
+    freshness: NotRequired[list[Freshness]]
 
 
 class Definition(TypedDict):
@@ -130,6 +142,7 @@ class SymbolResult(TypedDict):
     detail: Detail
     notice: str
     message: NotRequired[str]
+    freshness: NotRequired[list[Freshness]]
 
 
 class ReferenceFile(TypedDict):
@@ -148,6 +161,7 @@ class ReferenceResult(TypedDict):
     project_id: str
     notice: str
     message: NotRequired[str]
+    freshness: NotRequired[list[Freshness]]
 
 
 # --- published schemas ------------------------------------------------------------------------------

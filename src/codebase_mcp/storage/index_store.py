@@ -4,6 +4,7 @@ vectors. Every value travels as a parameter; callers own the transaction (storag
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -282,6 +283,23 @@ async def analyze_chunks(conn: Conn, *, rows_only: bool = False) -> None:
         await conn.execute("ANALYZE (SKIP_LOCKED) chunks (repository_id, file_id, embedding_model_id)")
     else:
         await conn.execute("ANALYZE (SKIP_LOCKED) chunks")
+
+
+async def changes_pending_at(conn: Conn, repo_id: int) -> datetime | None:
+    """The latest file change the watcher saw and no run stored yet (migration 0010); a run reads it
+    before its scan, so every change seen up to then is on disk when the scan looks."""
+    cur = await conn.execute("SELECT changes_pending_at FROM repositories WHERE id = %s", (repo_id,))
+    row = await cur.fetchone()
+    return row["changes_pending_at"] if row else None
+
+
+async def changes_stored(conn: Conn, repo_id: int, seen: datetime) -> None:
+    """A run that read ``seen`` before its scan has stored its files: the repository is no longer behind,
+    unless the watcher saw a change since (a new value, kept for the next run)."""
+    await conn.execute(
+        "UPDATE repositories SET changes_pending_at = NULL WHERE id = %s AND changes_pending_at = %s",
+        (repo_id, seen),
+    )
 
 
 async def mark_indexed(conn: Conn, repo_id: int) -> None:

@@ -1,11 +1,13 @@
-"""Reads and removals of whole repositories and projects, and the database's own status.
+"""Reads and removals of whole repositories and projects, their freshness (the watcher's mark of changes
+not yet indexed, and what searches read of it), and the database's own status.
 Rows become domain types here; callers own the transaction (storage/database.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from codebase_mcp.domain import DatabaseStatus, Repository, RepositoryStats, SkippedFile
+from codebase_mcp.core.untrusted import clean
+from codebase_mcp.domain import DatabaseStatus, Repository, RepositoryFreshness, RepositoryStats, SkippedFile
 from codebase_mcp.errors import InvalidInput, NotFound
 from codebase_mcp.storage.database import Conn
 
@@ -39,12 +41,50 @@ async def find_repository(conn: Conn, project_id: str, ref: str) -> Repository:
         "WHERE project_id = %s AND (id::text = %s OR root_path = %s OR name = %s) ORDER BY id",
         (project_id, ref, ref, ref),
     )
-    rows = await cur.fetchall()
+    return _repository(_one(await cur.fetchall(), project_id, ref))
+
+
+def _one(rows: list[dict[str, Any]], project_id: str, ref: str) -> dict[str, Any]:
     if not rows:
         raise NotFound(f"No repository {ref!r} in project {project_id!r}. List them with `codebase-mcp repos`.")
     if len(rows) > 1:
         raise InvalidInput(f"{ref!r} names several repositories; use the id or the full path.")
-    return _repository(rows[0])
+    return rows[0]
+
+
+async def search_scope(conn: Conn, project_id: str, ref: str | None) -> list[RepositoryFreshness]:
+    """The repositories a search covers (the project's, or the one ``ref`` names: id, path or name), each
+    with its freshness, in one statement: when it was last indexed, how long ago the watcher saw a file
+    change not stored yet (``changes_pending_at``, migration 0010) and the status of its active job."""
+    cur = await conn.execute(
+        "SELECT r.id, r.name, r.last_indexed_at, "
+        " extract(epoch FROM now() - r.changes_pending_at)::float8 AS changed_ago, j.status::text AS job "
+        "FROM repositories r LEFT JOIN LATERAL ("
+        " SELECT j.status FROM indexing_jobs j WHERE j.project_id = r.project_id AND j.repo_path = r.root_path "
+        " AND j.status IN ('pending', 'running') LIMIT 1) j ON true "
+        "WHERE r.project_id = %(p)s "
+        " AND (%(ref)s::text IS NULL OR r.id::text = %(ref)s OR r.root_path = %(ref)s OR r.name = %(ref)s) "
+        "ORDER BY r.id",
+        {"p": project_id, "ref": ref},
+    )
+    rows = await cur.fetchall()
+    if ref is not None:
+        rows = [_one(rows, project_id, ref)]
+    return [
+        RepositoryFreshness.read(int(r["id"]), clean(r["name"], 200), r["last_indexed_at"], r["changed_ago"], r["job"])
+        for r in rows
+    ]
+
+
+async def mark_changes_pending(conn: Conn, repo_id: int) -> None:
+    """The watcher saw files of the repository change: its index may be behind them until a run that
+    starts after this stores its files (``index_store.changes_stored``). Every call writes a new value, so
+    a run that read the former one does not clear this one."""
+    await conn.execute(
+        "UPDATE repositories SET changes_pending_at = "
+        " greatest(now(), changes_pending_at + interval '1 microsecond') WHERE id = %s",
+        (repo_id,),
+    )
 
 
 async def list_repositories(conn: Conn, project_id: str | None) -> list[RepositoryStats]:
