@@ -61,7 +61,12 @@ class ChunkRow:
     content: str
     embed_hash: bytes  # hash of the text the model embeds (embedding cache key)
     search_text: str  # code-aware keyword tokens
-    embed_priority: int = 1  # 0 definitions in non-test code, 1 other code, 2 tests: embedded in this order
+    # 0 definitions in non-test code, 1 other code, 2 tests: embedded in this order; KEYWORD_ONLY: never
+    embed_priority: int = 1
+
+
+#: ``ChunkRow.embed_priority`` of a chunk searched by keyword only (indexing/embed_policy.py)
+KEYWORD_ONLY = 3
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,7 @@ class RepositoryStats:
     chunks: int
     embedded: int
     skipped: int
+    keyword_only: int = 0  # chunks searched by keyword only, never embedded
 
     def to_dict(self) -> dict[str, Any]:
         """The flat record the CLI's ``--json`` and the MCP tool return."""
@@ -227,7 +233,11 @@ class RepositoryStats:
             "files": self.files,
             "chunks": self.chunks,
             "embedded": self.embedded,
-            "coverage_percent": round(100.0 * self.embedded / self.chunks, 1) if self.chunks else None,
+            "keyword_only": self.keyword_only,
+            # the share of the chunks meant to have a vector that have one
+            "coverage_percent": round(100.0 * min(self.embedded / to_embed, 1.0), 1)
+            if (to_embed := self.chunks - self.keyword_only)
+            else None,
             "skipped": self.skipped,
         }
 

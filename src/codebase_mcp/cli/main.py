@@ -444,8 +444,8 @@ def repos(
             out.print(f"[bold]{repo.id}  {escape(repo.name)}[/bold]  (project {escape(repo.project_id)})")
             out.print(f"    {escape(repo.root_path)}", highlight=False)
             out.print(
-                f"    {r.files} files, {r.chunks} chunks, {r.embedded} embedded "
-                f"({100.0 * r.embedded / max(r.chunks, 1):.0f}%), {r.skipped} skipped, "
+                f"    {r.files} files, {r.chunks} chunks ({r.keyword_only} keyword-only), {r.embedded} embedded "
+                f"({r.to_dict()['coverage_percent'] or 0:.0f}%), {r.skipped} skipped, "
                 f"last synced {last}{'' if repo.watch else ', not watched'}",
                 highlight=False,
             )

@@ -27,6 +27,7 @@ from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path, language
 from codebase_mcp.core.tokens import search_text
 from codebase_mcp.core.validation import validate_root
 from codebase_mcp.domain import (
+    KEYWORD_ONLY,
     BatchStats,
     ChunkRow,
     FileState,
@@ -39,6 +40,7 @@ from codebase_mcp.domain import (
 from codebase_mcp.embeddings.base import EmbeddingModel, Vectors
 from codebase_mcp.errors import Cancelled
 from codebase_mcp.indexing.chunker import Chunk, chunk_file
+from codebase_mcp.indexing.embed_policy import EmbedPolicy
 from codebase_mcp.indexing.scanner import FileEntry, load_file, scan
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import index_store
@@ -72,8 +74,11 @@ def text_hash(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", errors="replace"), digest_size=16).digest()
 
 
-def chunk_rows(rel_path: str, language: str, chunks: Sequence[Chunk]) -> tuple[ChunkRow, ...]:
+def chunk_rows(
+    rel_path: str, language: str, chunks: Sequence[Chunk], keyword_only: bool = False
+) -> tuple[ChunkRow, ...]:
     in_tests = is_test_path(rel_path)
+    priority = KEYWORD_ONLY if keyword_only else 2 if in_tests else None
     return tuple(
         ChunkRow(
             ordinal=ordinal,
@@ -85,7 +90,7 @@ def chunk_rows(rel_path: str, language: str, chunks: Sequence[Chunk]) -> tuple[C
             content=c.content,
             embed_hash=text_hash(embedding_text(rel_path, c.symbol, c.content)),
             search_text=search_text(c.content, rel_path, c.symbol),
-            embed_priority=2 if in_tests else (0 if c.kind in DEFINITION_KINDS else 1),
+            embed_priority=priority if priority is not None else (0 if c.kind in DEFINITION_KINDS else 1),
         )
         for ordinal, c in enumerate(chunks)
     )
@@ -206,6 +211,7 @@ class Indexer:
         notify(state)
 
         started = time.perf_counter()
+        policy = EmbedPolicy.of(root)
         batches = store_batches(to_read, self.settings.store_batch_files, self.settings.store_batch_bytes)
         # pipeline: the next batch is read and chunked in a thread while PostgreSQL stores this one
         pending: asyncio.Future[list[FileWrite]] | None = None
@@ -214,10 +220,10 @@ class Indexer:
             for index, batch in enumerate(batches):
                 if stop():
                     raise Cancelled("Indexing was cancelled; the files stored so far stay indexed.")
-                writes = await (pending or self._in_thread(self._prepare, batch, known))
+                writes = await (pending or self._in_thread(self._prepare, batch, known, policy))
                 pending = None
                 if index + 1 < len(batches):
-                    pending = self._in_thread(self._prepare, batches[index + 1], known)
+                    pending = self._in_thread(self._prepare, batches[index + 1], known, policy)
                 async with self.db.connection() as conn:
                     stats = await index_store.store_batch(conn, repo_id, writes, self._batch_timeout_ms)
                     if fence is not None:
@@ -276,7 +282,7 @@ class Indexer:
     def _in_thread(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    def _prepare(self, batch: Sequence[FileEntry], known: dict[str, FileState]) -> list[FileWrite]:
+    def _prepare(self, batch: Sequence[FileEntry], known: dict[str, FileState], policy: EmbedPolicy) -> list[FileWrite]:
         out: list[FileWrite] = []
         for entry in batch:
             language = language_for(entry.rel_path)
@@ -291,7 +297,7 @@ class Indexer:
                 out.append(replace(base, text=text, content_hash=digest, unchanged=True))
                 continue
             chunks = chunk_file(text, language, self.settings.chunk_max_chars)
-            rows = chunk_rows(entry.rel_path, language, chunks)
+            rows = chunk_rows(entry.rel_path, language, chunks, policy.keyword_only(entry.rel_path))
             out.append(replace(base, text=text, content_hash=digest, chunks=rows))
         return out
 

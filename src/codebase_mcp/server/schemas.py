@@ -62,6 +62,7 @@ class RepositoryRecord(TypedDict):
     files: int
     chunks: int
     embedded: int
+    keyword_only: int
     coverage_percent: float | None
     skipped: int
 

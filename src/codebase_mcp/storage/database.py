@@ -29,6 +29,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from codebase_mcp.core.identity import application_name
+from codebase_mcp.domain import KEYWORD_ONLY
 from codebase_mcp.errors import (
     CodebaseError,
     DatabaseFull,
@@ -41,6 +42,9 @@ from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri, restart_i
 from codebase_mcp.storage.migrate import migrate
 
 log = logging.getLogger(__name__)
+
+#: The chunks meant to have a vector: all but the keyword-only ones (``domain.KEYWORD_ONLY``), in SQL.
+TO_EMBED = f"embed_priority < {KEYWORD_ONLY}"
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
 

@@ -14,7 +14,7 @@ from psycopg import sql
 from codebase_mcp.core.validation import check_project_id
 from codebase_mcp.domain import BatchStats, ChunkRow, FileState, FileWrite, PendingChunk, SkippedFile
 from codebase_mcp.errors import Conflict
-from codebase_mcp.storage.database import Conn
+from codebase_mcp.storage.database import TO_EMBED, Conn
 
 CHUNKS_PER_COPY = 1000  # chunks per COPY statement (the BM25 triggers' work per statement)
 FILES_PER_DELETE = 25  # files per DELETE statement (their chunks' postings go with them)
@@ -307,10 +307,10 @@ async def mark_indexed(conn: Conn, repo_id: int) -> None:
 
 
 async def coverage(conn: Conn, repo_id: int) -> tuple[int, int]:
-    """``(chunks with a vector, all chunks)`` of a repository."""
+    """``(chunks with a vector, chunks to embed)`` of a repository (keyword-only chunks count in neither)."""
     cur = await conn.execute(
         "SELECT count(*) FILTER (WHERE embedding IS NOT NULL) AS embedded, count(*) AS total "
-        "FROM chunks WHERE repository_id = %s",
+        f"FROM chunks WHERE repository_id = %s AND {TO_EMBED}",
         (repo_id,),
     )
     row = await cur.fetchone()
@@ -319,7 +319,7 @@ async def coverage(conn: Conn, repo_id: int) -> tuple[int, int]:
 
 async def count_unembedded(conn: Conn, repo_id: int) -> int:
     cur = await conn.execute(
-        "SELECT count(*) AS n FROM chunks WHERE repository_id = %s AND embedding IS NULL", (repo_id,)
+        f"SELECT count(*) AS n FROM chunks WHERE repository_id = %s AND embedding IS NULL AND {TO_EMBED}", (repo_id,)
     )
     row = await cur.fetchone()
     return int(row["n"]) if row else 0
@@ -345,7 +345,7 @@ async def unembedded_batch(conn: Conn, repo_id: int, limit: int, exclude: Sequen
     ``chunks_embed_queue``), leaving out ``exclude`` (the batch being embedded now)."""
     cur = await conn.execute(
         "SELECT c.id, c.embed_hash, f.path, c.symbol, c.content FROM chunks c JOIN files f ON f.id = c.file_id "
-        "WHERE c.repository_id = %s AND c.embedding IS NULL AND NOT (c.id = ANY(%s)) "
+        f"WHERE c.repository_id = %s AND c.embedding IS NULL AND c.{TO_EMBED} AND NOT (c.id = ANY(%s)) "
         "ORDER BY c.embed_priority, c.id LIMIT %s",
         (repo_id, list(exclude), limit),
     )

@@ -9,7 +9,7 @@ from typing import Any
 from codebase_mcp.core.untrusted import clean
 from codebase_mcp.domain import DatabaseStatus, Repository, RepositoryFreshness, RepositoryStats, SkippedFile
 from codebase_mcp.errors import InvalidInput, NotFound
-from codebase_mcp.storage.database import Conn
+from codebase_mcp.storage.database import TO_EMBED, Conn
 
 
 def _repository(row: dict[str, Any]) -> Repository:
@@ -93,12 +93,20 @@ async def list_repositories(conn: Conn, project_id: str | None) -> list[Reposito
         " (SELECT count(*) FROM files f WHERE f.repository_id = r.id) AS files, "
         " (SELECT count(*) FROM chunks c WHERE c.repository_id = r.id) AS chunks, "
         " (SELECT count(*) FROM chunks c WHERE c.repository_id = r.id AND c.embedding IS NOT NULL) AS embedded, "
+        f" (SELECT count(*) FROM chunks c WHERE c.repository_id = r.id AND NOT c.{TO_EMBED}) AS keyword_only, "
         " (SELECT count(*) FROM skipped_files s WHERE s.repository_id = r.id) AS skipped "
         "FROM repositories r WHERE (%(p)s::text IS NULL OR r.project_id = %(p)s) ORDER BY r.project_id, r.id",
         {"p": project_id},
     )
     return [
-        RepositoryStats(_repository(r), int(r["files"]), int(r["chunks"]), int(r["embedded"]), int(r["skipped"]))
+        RepositoryStats(
+            _repository(r),
+            int(r["files"]),
+            int(r["chunks"]),
+            int(r["embedded"]),
+            int(r["skipped"]),
+            int(r["keyword_only"]),
+        )
         for r in await cur.fetchall()
     ]
 

@@ -50,7 +50,7 @@ from psycopg import sql
 
 from codebase_mcp.domain import ChunkContext, RetrievedChunk, SearchFilters
 from codebase_mcp.errors import InvalidInput
-from codebase_mcp.storage.database import Conn
+from codebase_mcp.storage.database import TO_EMBED, Conn
 
 K1 = 1.2
 B = 0.75
@@ -198,7 +198,8 @@ def conditions(filters: SearchFilters) -> tuple[list[sql.Composable], dict[str, 
 async def any_unembedded(conn: Conn, repo_ids: list[int]) -> bool:
     """Whether some chunk of these repositories still lacks a vector (partial index: cheap)."""
     cur = await conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM chunks WHERE repository_id = ANY(%s) AND embedding IS NULL) AS pending",
+        "SELECT EXISTS (SELECT 1 FROM chunks WHERE repository_id = ANY(%s) AND embedding IS NULL "
+        f"AND {TO_EMBED}) AS pending",
         (repo_ids,),
     )
     row = await cur.fetchone()
