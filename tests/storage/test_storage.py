@@ -40,7 +40,8 @@ def test_embedded_server_is_shared_by_concurrent_processes(tmp_path: Path) -> No
     repo.mkdir()
     (repo / "app.py").write_text("def handle_request(req):\n    return req\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEBASE_MCP_") and k != "DATABASE_URL"}
-    env.update(CODEBASE_MCP_HOME=str(home), CODEBASE_MCP_EMBEDDING_PROVIDER="fake")
+    # no daemon: a search would start one, which would hold the server after the last CLI process left
+    env.update(CODEBASE_MCP_HOME=str(home), CODEBASE_MCP_EMBEDDING_PROVIDER="fake", CODEBASE_MCP_DAEMON="false")
     first = subprocess.run([*cli_command(), "index", str(repo)], env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     procs = [
