@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -41,16 +41,18 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, max_connections: int = 8, load_model: bool = False, daemon_model: bool = False
+    settings: Settings,
+    *,
+    max_connections: int = 8,
+    load_model: bool = False,
+    wrap_model: Callable[[EmbeddingModel], EmbeddingModel] | None = None,
 ) -> AsyncIterator[Runtime]:
     """``load_model``: load the embedding model in a thread while the database opens (a CLI search
-    needs both, and neither waits for the other). ``daemon_model``: queries are embedded by the data
-    directory's daemon when it answers (an MCP server: one model per machine), by our own copy otherwise."""
+    needs both, and neither waits for the other). ``wrap_model``: what the caller puts around the
+    configured model (an MCP server: ``daemon.model.DaemonEmbedded``, one model per machine)."""
     model = create_model(settings)
-    if daemon_model:
-        from codebase_mcp.daemon.model import DaemonEmbedded
-
-        model = DaemonEmbedded(model, settings.home)
+    if wrap_model is not None:
+        model = wrap_model(model)
     loading = asyncio.create_task(asyncio.to_thread(model.load)) if load_model else None
     await asyncio.sleep(0)  # the thread starts before the embedded server is checked (blocking)
     try:

@@ -27,6 +27,7 @@ from codebase_mcp import package_version
 from codebase_mcp.core import untrusted
 from codebase_mcp.core.validation import check_project_id, validate_client_path
 from codebase_mcp.daemon import client as daemon_client
+from codebase_mcp.daemon.model import DaemonEmbedded
 from codebase_mcp.daemon.model import warm_up as warm_up_model
 from codebase_mcp.domain import Job, RepositoryFreshness, SearchFilters
 from codebase_mcp.errors import CodebaseError, DatabaseUnavailable, InvalidInput, NotFound
@@ -321,7 +322,8 @@ def build_server(settings: Settings, *, http: tuple[AuthSettings, TokenVerifier]
     @contextlib.asynccontextmanager
     async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[App]:
         in_daemon = settings.run_worker and settings.daemon
-        async with open_runtime(settings, max_connections=24, daemon_model=in_daemon) as rt:
+        shared = (lambda own: DaemonEmbedded(own, settings.home)) if in_daemon else None
+        async with open_runtime(settings, max_connections=24, wrap_model=shared) as rt:
             app = App(rt, asyncio.Semaphore(settings.max_concurrent_searches))
             # load the embedding model now, in a thread, so the first search does not pay for it (with
             # jobs in the daemon: the daemon's model, which embeds this server's queries)
