@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
+import pickle
 import shutil
 import statistics
 import sys
@@ -37,9 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from codebase_mcp.core.languages import is_test_path
-from codebase_mcp.domain import SearchFilters, SearchHit, SearchMode
+from codebase_mcp.domain import RetrievedChunk, SearchFilters, SearchHit, SearchMode
 from codebase_mcp.runtime import open_runtime
+from codebase_mcp.search.fusion import FusionWeights, fetch_size, fuse
+from codebase_mcp.search.query import query_kind
+from codebase_mcp.search.ranking import DEFAULT, RankParams, rerank, with_definitions
 from codebase_mcp.settings import Settings
+from codebase_mcp.storage import repo_store, search_store
 from common import grid
 from eval_corpus import Source, fetch, unpack
 
@@ -250,6 +256,100 @@ async def run(args: argparse.Namespace) -> None:
         Path(args.misses).write_text("".join(lines), encoding="utf-8")
 
 
+# --- tuning: both arms and the definitions fetched once per question, fusion and ranking replayed ---------
+
+
+@dataclass(frozen=True)
+class Located:
+    """What ``score`` reads of a hit."""
+
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str | None = None
+    kind: str = ""
+    score: float = 0.0
+
+
+async def collect(args: argparse.Namespace, repos: list[Repo], questions: list[Question]) -> dict[str, Any]:
+    settings = Settings(home=Path(args.home), embedding_provider=args.model)
+    runs: list[dict[str, Any]] = []
+    ids: set[int] = set()
+    async with open_runtime(settings) as rt:
+        for repo in repos:  # indexing an indexed repository reads nothing again
+            await rt.indexer.index(repo.tree, project_id="agent-eval")
+        engine = rt.search
+        engine.rank_params = dataclasses.replace(DEFAULT, definition=1.0)  # fetch definitions whatever is tried
+        for q in questions:
+            filters = SearchFilters(repository=str(q.repo.tree.resolve()))
+            async with rt.db.connection() as conn:
+                scope = await repo_store.search_scope(conn, "agent-eval", filters.repository)
+            repo_ids = [f.repository_id for f in scope]
+            fetch = fetch_size(K, engine.candidates)
+            kw = await engine._keyword(q.question, repo_ids, filters, fetch)
+            dense = await engine._dense(q.question, repo_ids, filters, fetch) if args.model != "none" else []
+            defs = await engine._definitions(q.question, repo_ids, filters)
+            ids |= {c.chunk_id for c in (*kw, *dense, *defs)}
+            runs.append({"id": q.id, "kw": kw, "dense": dense, "defs": defs})
+        async with rt.db.connection() as conn:
+            cur = await conn.execute("SELECT id, start_line, end_line FROM chunks WHERE id = ANY(%s)", (sorted(ids),))
+            where = {r["id"]: (r["start_line"], r["end_line"]) for r in await cur.fetchall()}
+            texts = await search_store.chunk_texts(conn, sorted(ids))
+    return {"runs": runs, "where": where, "texts": texts}
+
+
+def replay(
+    data: dict[str, Any],
+    questions: dict[str, Question],
+    params: RankParams | None,
+    weights: FusionWeights,
+    hybrid: bool,
+) -> list[tuple[Question, Outcome]]:
+    out: list[tuple[Question, Outcome]] = []
+    for run in data["runs"]:
+        q = questions.get(run["id"])
+        if q is None:
+            continue
+        kw: list[RetrievedChunk] = run["kw"]
+        dense: list[RetrievedChunk] = run["dense"] if hybrid else []
+        bare = params.bare_word if params else True
+        cands = fuse(kw, dense, query_kind(q.question, bare_word=bare), weights)
+        if params is not None:
+            defs = run["defs"] if params.definition else []
+            cands = rerank(with_definitions(cands, defs), q.question, params, data["texts"])
+        hits = [Located(c.path, *data["where"][c.chunk_id], c.symbol, c.kind, c.score) for c in cands[:K]]
+        out.append((q, score(q, hits)))  # type: ignore[arg-type]
+    return out
+
+
+def tune(args: argparse.Namespace) -> None:
+    repos, questions = load()
+    repos = [r for r in repos if args.half == "all" or r.half == args.half]
+    chosen = [q for q in questions if q.repo in repos]
+    fetch_trees(repos)
+    cache = Path(args.cache)
+    if cache.exists():
+        data = pickle.loads(cache.read_bytes())
+    else:
+        data = asyncio.run(collect(args, repos, chosen))
+        cache.write_bytes(pickle.dumps(data))
+    by_id = {q.id: q for q in chosen}
+    weights = FusionWeights(*(float(w) for w in args.weights.split(","))) if args.weights else FusionWeights()
+    hybrid = args.model != "none"
+    header = ["setting", "NDCG@10", "Recall@10", "def hit@10", "files/top10", "short/top10"]
+    base = replay(data, by_id, DEFAULT, weights, hybrid)
+    rows = [["bm25 (no ranking, keyword arm)", *summarise(replay(data, by_id, None, weights, False))[1:]]]
+    rows.append(["defaults", *summarise(base)[1:]])
+    for item in args.vary:
+        name, values = item.split("=")
+        for value in values.split(","):
+            kind = type(getattr(DEFAULT, name))
+            params = dataclasses.replace(DEFAULT, **{name: kind(float(value)) if kind is not bool else value == "1"})
+            rows.append([f"{name}={value}", *summarise(replay(data, by_id, params, weights, hybrid))[1:]])
+    title = f"Ranking replayed on {len(by_id)} questions (half {args.half}, {'hybrid' if hybrid else 'keyword'})"
+    print(grid(header, rows, title))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -262,7 +362,17 @@ def main() -> None:
     r.add_argument("--modes", default=",".join(MODES))
     r.add_argument("--home")
     r.add_argument("--misses")
+    t = sub.add_parser("tune")
+    t.add_argument("--half", choices=["tune", "report", "all"], default="tune")
+    t.add_argument("--model", default="local", help="local, fake, or none (keyword arm only)")
+    t.add_argument("--home", required=True, help="data directory (indexed on the first run)")
+    t.add_argument("--cache", required=True, help="pickle of the collected candidates (made if missing)")
+    t.add_argument("--weights", default="", help="fusion weights of the keyword arm: identifier,natural")
+    t.add_argument("--vary", nargs="*", default=[], help="e.g. coherence=0,0.2 same_file=0.5,1")
     args = parser.parse_args()
+    if args.command == "tune":
+        tune(args)
+        return
     if args.command == "fetch":
         repos, _ = load()
         fetch_trees([r for r in repos if not args.repos or r.name in args.repos])
