@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import sysconfig
 import tarfile
+import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -62,22 +63,19 @@ def fetch_sdist(src: Sdist) -> Path:
     names = {f"{src.name}-{src.version}.tar.gz", f"{src.name.replace('-', '_')}-{src.version}.tar.gz"}
     found = [p for p in DOWNLOADS.iterdir() if p.name.lower() in names]
     if not found:
-        # no build isolation: with it, pip would build Cython from source to read sqlalchemy's metadata
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            "--no-build-isolation",
-        ]
-        subprocess.run([*cmd, "-d", str(DOWNLOADS), f"{src.name}=={src.version}"], check=True)
-        found = [p for p in DOWNLOADS.iterdir() if p.name.lower() in names]
-        if not found:
-            sys.exit(f"pip downloaded {src.name} {src.version}, but no {' or '.join(sorted(names))} in {DOWNLOADS}")
+        # straight from the index's file list: ``pip download`` of an sdist builds its metadata first,
+        # which needs the package's build backend (sqlalchemy's: Cython) and fails on some setuptools
+        index = f"https://pypi.org/simple/{src.name}/"
+        with urllib.request.urlopen(index, timeout=60) as page:
+            html = page.read().decode()
+        links = re.findall(r'href="([^"#]+)#sha256=([0-9a-f]{64})"', html)
+        url = next((u for u, digest in links if digest == src.sha256), None)
+        if url is None:
+            sys.exit(f"{index} lists no file with sha256 {src.sha256} ({src.name} {src.version})")
+        dest = DOWNLOADS / url.rsplit("/", 1)[-1]
+        with urllib.request.urlopen(url, timeout=300) as response:
+            dest.write_bytes(response.read())
+        found = [dest]
     digest = hashlib.sha256(found[0].read_bytes()).hexdigest()
     if digest != src.sha256:
         sys.exit(f"{found[0]}: sha256 {digest}, but {src.sha256} is pinned: the published archive changed.")
