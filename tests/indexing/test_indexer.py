@@ -12,7 +12,7 @@ from codebase_mcp.errors import Cancelled, InvalidInput
 from codebase_mcp.indexing.indexer import Indexer, store_batches
 from codebase_mcp.indexing.scanner import FileEntry
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import index_store
+from codebase_mcp.storage import locks
 from codebase_mcp.storage.database import Database
 from tests.conftest import make_repo
 
@@ -209,7 +209,7 @@ async def test_a_run_waiting_for_the_lock_can_be_cancelled(
     (repo / "pkg00" / "module_0001.py").write_text("def changed_while_locked():\n    return 1\n")
     # another process's run holds the repository (a session of its own): however busy the machine,
     # the lock is held when the second run starts
-    async with db.session_lock(index_store.REPOSITORY_LOCK, int(str(repo_id))):
+    async with db.session_lock(locks.REPOSITORY, int(str(repo_id))):
         waiting = asyncio.create_task(Indexer(db, fake_model, settings).index(repo, should_stop=lambda: True))
         with pytest.raises(Cancelled, match="another run of this repository"):
             await waiting

@@ -43,7 +43,7 @@ from codebase_mcp.indexing.chunker import Chunk, chunk_file
 from codebase_mcp.indexing.embed_policy import EmbedPolicy
 from codebase_mcp.indexing.scanner import FileEntry, load_file, scan
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import index_store
+from codebase_mcp.storage import index_store, locks
 from codebase_mcp.storage.database import Database
 from codebase_mcp.storage.index_store import Fence
 
@@ -154,7 +154,7 @@ class Indexer:
                 raise Cancelled("Indexing was cancelled while another run of this repository was finishing.")
             return False
 
-        async with self.db.session_lock(index_store.REPOSITORY_LOCK, repo_id, give_up=give_up):
+        async with self.db.session_lock(locks.REPOSITORY, repo_id, give_up=give_up):
             return await self._index(root, repo_id, state, notify, stop, force, embed, fence)
 
     async def _index(

@@ -14,12 +14,11 @@ from psycopg import sql
 from codebase_mcp.core.validation import check_project_id
 from codebase_mcp.domain import BatchStats, ChunkRow, FileState, FileWrite, PendingChunk, SkippedFile
 from codebase_mcp.errors import Conflict
+from codebase_mcp.storage import locks
 from codebase_mcp.storage.database import TO_EMBED, Conn
 
 CHUNKS_PER_COPY = 1000  # chunks per COPY statement (the BM25 triggers' work per statement)
 FILES_PER_DELETE = 25  # files per DELETE statement (their chunks' postings go with them)
-_INDEX_LOCK = 0x686E7377  # advisory lock while creating a model's vector index
-REPOSITORY_LOCK = 0x72657078  # advisory lock space: one index run per repository (key: its id)
 
 # Called inside each write transaction with what it commits; raises to roll it back (job fencing).
 Fence = Callable[[Conn, BatchStats], Awaitable[None]]
@@ -93,7 +92,7 @@ async def ensure_model(conn: Conn, name: str, dimension: int) -> int:
         )
     model_id = int(row["id"])
     index = sql.Identifier(f"chunks_hnsw_m{model_id}")
-    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.VECTOR_INDEX,))
     await conn.execute(
         sql.SQL(
             "CREATE INDEX IF NOT EXISTS {} ON chunks USING hnsw ((embedding::vector({})) vector_cosine_ops) "

@@ -12,6 +12,7 @@ from codebase_mcp.core.identity import application_name, process_of_worker
 from codebase_mcp.core.validation import parse_job_id, printable
 from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate
 from codebase_mcp.errors import Conflict, InvalidInput, LostOwnership, NotFound
+from codebase_mcp.storage import locks
 from codebase_mcp.storage.database import Conn
 
 _FIELDS = (
@@ -157,7 +158,7 @@ async def claim(conn: Conn, worker_id: str, heartbeat_timeout: float, max_runnin
     timeout releases (a COPY waiting for its first row ignores ``statement_timeout``), and the new
     owner would wait on them for as long as the pause lasts."""
     # serialise claims (until the caller's transaction ends) so the concurrency limit holds across workers
-    await conn.execute("SELECT pg_advisory_xact_lock(7355608)")
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.JOB_CLAIM,))
     cur = await conn.execute(
         "SELECT count(*) AS n FROM indexing_jobs WHERE status = 'running' "
         "AND heartbeat_at >= now() - make_interval(secs => %s)",

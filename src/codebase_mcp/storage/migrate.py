@@ -9,9 +9,10 @@ from importlib import resources
 
 import psycopg
 
+from codebase_mcp.storage import locks
+
 log = logging.getLogger(__name__)
 
-_LOCK_KEY = 0x636F6465  # "code"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -42,7 +43,7 @@ async def migrate(conn: psycopg.AsyncConnection[object]) -> list[str]:
     applied: list[str] = []
     if not await _missing(conn):
         return applied  # up to date: no lock, no write (so a read-only database still opens)
-    await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    await conn.execute("SELECT pg_advisory_lock(%s)", (locks.MIGRATIONS,))
     try:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -60,5 +61,5 @@ async def migrate(conn: psycopg.AsyncConnection[object]) -> list[str]:
                 await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
             applied.append(name)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (locks.MIGRATIONS,))
     return applied
