@@ -11,7 +11,7 @@ keyword, dense, hybrid and hybrid + ranking, and through a reference BM25 (``bm2
 the product's k1 and b) over exactly the tokens the product scores for each chunk (the lexemes of
 ``chunks.tsv``, each repeated as often as it occurs: code-aware tokens of ``core/tokens.py``, then
 stopwords and stemming of PostgreSQL's ``english`` configuration; read back from the database) with
-the product's own query lexemes (``query_terms`` then ``search_store.lexemes``).
+the product's own query lexemes (``query_terms`` then ``analysis.query_lexemes``).
 Reported per language and kind of query, per mode: MRR@10, Recall@10 and
 nDCG@10 at chunk level (a hit is a chunk of the right file whose lines hold the target definition's
 line; for module queries any chunk of the file) and at file level (the first chunk of the right file;
@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from codebase_mcp.core.analysis import query_lexemes
 from codebase_mcp.core.tokens import query_terms
 from codebase_mcp.runtime import open_runtime
 from codebase_mcp.search.fusion import FusionWeights
@@ -152,7 +153,10 @@ async def run_language(
             (project,),
         )
         files = int((await cur.fetchone())["n"])
-        query_lexemes = {q.query: await search_store.lexemes(conn, query_terms(q.query)) for q in queries}
+        for q in queries:
+            query_lexemes(query_terms(q.query))
+        await search_store.check_stems(conn)  # stems as the server makes them (core/analysis.py)
+        lexemes_of = {q.query: query_lexemes(query_terms(q.query)) for q in queries}
         await conn.commit()
     indexed = {(r["repo"], r["path"]) for r in rows}
     kept = {s.repo for s in sources}
@@ -161,7 +165,7 @@ async def run_language(
     reference = ReferenceBM25(rows)
     for q in queries:
         t0 = time.perf_counter()
-        hits = reference.search(query_lexemes[q.query])
+        hits = reference.search(lexemes_of[q.query])
         res.latency[(language, REFERENCE)].append((time.perf_counter() - t0) * 1000)
         res.outcomes[(language, q.kind, REFERENCE)].append(ranks(q, hits))
     for label, mode, rank in MODES:

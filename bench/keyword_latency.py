@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from codebase_mcp.core.analysis import query_lexemes
 from codebase_mcp.core.tokens import query_terms
 from codebase_mcp.domain import SearchFilters
 from codebase_mcp.runtime import open_runtime
@@ -92,10 +93,11 @@ async def main(args: argparse.Namespace) -> None:
         exact_n = 0
         overlap: list[float] = []
         first_same = 0
-        lexes_of: dict[str, list[str]] = {}
-        async with rt.db.connection() as conn:
-            for _, q in queries:
-                lexes_of[q] = await search_store.lexemes(conn, query_terms(q))
+        for _, q in queries:
+            query_lexemes(query_terms(q))
+        async with rt.db.connection() as conn:  # stems as the server makes them (core/analysis.py)
+            await search_store.check_stems(conn)
+        lexes_of = {q: query_lexemes(query_terms(q)) for _, q in queries}
         for rep in ("warm", "timed"):
             for kind, q in queries:
                 lexes = lexes_of[q]

@@ -61,6 +61,9 @@ class ChunkRow:
     content: str
     embed_hash: bytes  # hash of the text the model embeds (embedding cache key)
     search_text: str  # code-aware keyword tokens
+    tsv: bytes  # search_text analysed (core/analysis.py): its tsvector in PostgreSQL's binary format
+    doc_len: int  # its BM25 length: the positions the tsvector keeps
+    lexicon: int  # the analysis lexicon's generation it was analysed with (analysis.Analysed.generation)
     # 0 definitions in non-test code, 1 other code, 2 tests: embedded in this order; KEYWORD_ONLY: never
     embed_priority: int = 1
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from codebase_mcp.core.analysis import query_lexemes
 from codebase_mcp.domain import SearchFilters
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.indexing.indexer import Indexer
@@ -18,7 +19,7 @@ from codebase_mcp.search.engine import SearchEngine
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import index_store, search_store
 from codebase_mcp.storage.database import Database
-from codebase_mcp.storage.search_store import keyword_candidates, lexemes, tsquery_any
+from codebase_mcp.storage.search_store import keyword_candidates, tsquery_any
 
 
 async def _stats(db: Database, repo_name: str) -> tuple[dict[str, Any], dict[str, int]]:
@@ -241,7 +242,7 @@ async def test_a_project_searches_loading_and_ready_repositories_together(
         cur = await conn.execute("SELECT id, repository_id FROM chunks")
         repo_of = {r["id"]: r["repository_id"] for r in await cur.fetchall()}
         for terms in (["zephyr", "quokka", "window"], ["reconcile", "book"], ["handler", "request"]):
-            lexes = await lexemes(conn, terms)
+            lexes = query_lexemes(terms)
             found, exact = await search_store.keyword_search(conn, repos, SearchFilters(), lexes, 8)
             reference = await search_store.keyword_candidates_gin(conn, repos, SearchFilters(), lexes, 8)
             assert exact
@@ -254,7 +255,7 @@ async def test_a_project_searches_loading_and_ready_repositories_together(
     # a loading repository's candidates are capped: a common word scores at most LOADING_MAX_ROWS chunks
     monkeypatch.setattr(search_store, "LOADING_MAX_ROWS", 3)
     async with db.connection() as conn:
-        lexes = await lexemes(conn, ["reconcile"])
+        lexes = query_lexemes(["reconcile"])
         capped, capped_exact = await search_store.keyword_search(conn, [ids["loading"]], SearchFilters(), lexes, 8)
     assert not capped_exact and 0 < len(capped) <= 3
 
@@ -325,7 +326,7 @@ async def test_exact_top_under_a_small_row_budget(
     async with db.connection() as conn:
         cur = await conn.execute("SELECT array_agg(id) AS ids FROM repositories")
         repos = (await cur.fetchone() or {})["ids"]
-        lexes = await lexemes(conn, ["return", "total", "invoice", "session", "self", "token"])
+        lexes = query_lexemes(["return", "total", "invoice", "session", "self", "token"])
         full = await keyword_candidates(conn, repos, SearchFilters(), lexes, 5)
         monkeypatch.setattr(search_store, "ROW_BUDGET", 1)
         budgeted = await keyword_candidates(conn, repos, SearchFilters(), lexes, 5)
@@ -352,7 +353,7 @@ async def test_postings_read_to_a_depth_match_the_exact_top(
         proven = 0
         queries: list[list[str]] = [["value"], ["value", "parse"], ["parse", "token", "return"]]
         for terms in queries:
-            lexes = await lexemes(conn, terms)
+            lexes = query_lexemes(terms)
             exact = await search_store.keyword_candidates_gin(conn, repos, SearchFilters(), lexes, 5)
             full, full_exact = await search_store.keyword_search(conn, repos, SearchFilters(), lexes, 5)
             assert full_exact
@@ -370,7 +371,7 @@ async def test_postings_read_to_a_depth_match_the_exact_top(
         # a filter that leaves too few chunks among the postings read falls back to every candidate
         monkeypatch.setattr(search_store, "POSTINGS_DEPTH", 2)
         monkeypatch.setattr(search_store, "MIN_DEPTH", 2)
-        lexes = await lexemes(conn, ["value"])
+        lexes = query_lexemes(["value"])
         glob = SearchFilters(path_glob="m3*.py")
         narrow, _ = await search_store.keyword_search(conn, repos, glob, lexes, 5)
         assert len(narrow) == 5 and all(c.path.startswith("m3") for c in narrow)
@@ -397,7 +398,6 @@ async def test_stemming(db: Database, settings: Settings, tmp_path: Path) -> Non
     (repo / "ledger.py").write_text("def reconcile_records(ledger):\n    return sorted(ledger)\n")
     (repo / "other.py").write_text("def unrelated():\n    return 1\n")
     await Indexer(db, FakeEmbeddingModel(), settings).index(repo)
-    async with db.connection() as conn:
-        assert await lexemes(conn, ["reconciling", "the", "records"]) == ["reconcil", "record"]
+    assert query_lexemes(["reconciling", "the", "records"]) == ["reconcil", "record"]
     res = await SearchEngine(db, None).search("reconciling record", mode="keyword")
     assert res.hits and res.hits[0].path == "ledger.py"

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from codebase_mcp.core.analysis import analyse, tsvector_binary
 from codebase_mcp.core.identity import host_name
 from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path, language_for
 from codebase_mcp.core.tokens import search_text
@@ -79,21 +80,28 @@ def chunk_rows(
 ) -> tuple[ChunkRow, ...]:
     in_tests = is_test_path(rel_path)
     priority = KEYWORD_ONLY if keyword_only else 2 if in_tests else None
-    return tuple(
-        ChunkRow(
-            ordinal=ordinal,
-            start_line=c.start_line,
-            end_line=c.end_line,
-            kind=c.kind,
-            symbol=c.symbol,
-            language=language,
-            content=c.content,
-            embed_hash=text_hash(embedding_text(rel_path, c.symbol, c.content)),
-            search_text=search_text(c.content, rel_path, c.symbol),
-            embed_priority=priority if priority is not None else (0 if c.kind in DEFINITION_KINDS else 1),
+    rows = []
+    for ordinal, c in enumerate(chunks):
+        keywords = search_text(c.content, rel_path, c.symbol)
+        analysed = analyse(keywords)
+        rows.append(
+            ChunkRow(
+                ordinal=ordinal,
+                start_line=c.start_line,
+                end_line=c.end_line,
+                kind=c.kind,
+                symbol=c.symbol,
+                language=language,
+                content=c.content,
+                embed_hash=text_hash(embedding_text(rel_path, c.symbol, c.content)),
+                search_text=keywords,
+                tsv=tsvector_binary(analysed),
+                doc_len=analysed.doc_len,
+                lexicon=analysed.generation,
+                embed_priority=priority if priority is not None else (0 if c.kind in DEFINITION_KINDS else 1),
+            )
         )
-        for ordinal, c in enumerate(chunks)
-    )
+    return tuple(rows)
 
 
 def store_batches(entries: Sequence[FileEntry], max_files: int, max_bytes: int) -> list[list[FileEntry]]:

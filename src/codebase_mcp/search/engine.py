@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 
+from codebase_mcp.core.analysis import query_lexemes
 from codebase_mcp.core.tokens import query_terms
 from codebase_mcp.core.untrusted import clean
 from codebase_mcp.core.validation import check_project_id
@@ -150,8 +151,10 @@ class SearchEngine:
         terms = query_terms(query)
         if not terms:
             return []
+        lexes = query_lexemes(terms)
         async with self.db.connection() as conn:
-            lexes = await search_store.lexemes(conn, terms)
+            if await search_store.check_stems(conn):  # a word this process had not seen before
+                lexes = query_lexemes(terms)
             if not lexes:  # nothing but stopwords
                 return []
             return await search_store.keyword_candidates(conn, repo_ids, filters, lexes, fetch)

@@ -4,43 +4,40 @@ vectors. Every value travels as a parameter; callers own the transaction (storag
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from psycopg import sql
+from psycopg import postgres, sql
+from psycopg.abc import Buffer
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
+from codebase_mcp.core import analysis
 from codebase_mcp.core.validation import check_project_id
 from codebase_mcp.domain import BatchStats, ChunkRow, FileState, FileWrite, PendingChunk, SkippedFile
 from codebase_mcp.errors import Conflict
-from codebase_mcp.storage import locks
+from codebase_mcp.storage import locks, search_store
 from codebase_mcp.storage.database import TO_EMBED, Conn
 
 CHUNKS_PER_COPY = 1000  # chunks per COPY statement (the BM25 triggers' work per statement)
 FILES_PER_DELETE = 25  # files per DELETE statement (their chunks' postings go with them)
+TSVECTOR_OID = postgres.types["tsvector"].oid
 
 # Called inside each write transaction with what it commits; raises to roll it back (job fencing).
 Fence = Callable[[Conn, BatchStats], Awaitable[None]]
 
-# Chunks are copied into a session-local staging table, then inserted with their tsvector and BM25
-# length from one to_tsvector call each (migration 0009). The staging columns are the values written
-# for each ChunkRow below, in order.
+# Chunks are copied straight into ``chunks`` with their tsvector and BM25 length, analysed in Python
+# (core/analysis.py, the same as to_tsvector('english', search_text)): PostgreSQL parses no text. The
+# tsvector travels in its binary format (``ChunkRow.tsv``). The columns are the values written for
+# each ChunkRow below, in order.
 _CHUNK_COLUMNS = (
     "file_id, repository_id, ordinal, start_line, end_line, kind, symbol, language, content, embed_hash, "
-    "search_text, embed_priority"
+    "search_text, tsv, doc_len, embed_priority"
 )
-_CHUNK_STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS chunk_stage (file_id bigint, repository_id bigint, ordinal integer, "
-    "start_line integer, end_line integer, kind text, symbol text, language text, content text, "
-    "embed_hash bytea, search_text text, embed_priority smallint) ON COMMIT DELETE ROWS"
-)
-_CHUNK_COPY = f"COPY chunk_stage ({_CHUNK_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)"
-_CHUNK_INSERT = (
-    f"INSERT INTO chunks ({_CHUNK_COLUMNS}, tsv, doc_len) "
-    f"SELECT {', '.join('s.' + c.strip() for c in _CHUNK_COLUMNS.split(','))}, v.tsv, tsvector_token_count(v.tsv) "
-    "FROM chunk_stage s CROSS JOIN LATERAL to_tsvector('english', s.search_text) AS v(tsv)"
-)
+_CHUNK_COPY = f"COPY chunks ({_CHUNK_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)"
 _CHUNK_TYPES = [
     "bigint",
     "bigint",
@@ -53,8 +50,24 @@ _CHUNK_TYPES = [
     "text",
     "bytea",
     "text",
+    "tsvector",
+    "integer",
     "smallint",
 ]
+
+
+class _EncodedTsvector:
+    """Stands for the tsvector column's values (already encoded bytes) when registering the dumper."""
+
+
+class _TsvectorDumper(Dumper):
+    """A tsvector already in PostgreSQL's binary format (``analysis.tsvector_binary``), passed as is."""
+
+    format = Format.BINARY
+    oid = TSVECTOR_OID
+
+    def dump(self, obj: Any) -> Buffer:
+        return bytes(obj)
 
 
 async def ensure_project(conn: Conn, project_id: str) -> None:
@@ -181,6 +194,20 @@ def _groups(items: Sequence[str], size: int) -> list[list[str]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
+def current_analysis(write: FileWrite) -> FileWrite:
+    """``write`` with its chunks analysed again where they hold a word whose stem the server corrected
+    after they were analysed (core/analysis.py; rare)."""
+    if all(c.lexicon == analysis.generation() for c in write.chunks):
+        return write
+    chunks = []
+    for c in write.chunks:
+        if analysis.holds_any(c.search_text, analysis.corrected_since(c.lexicon)):
+            analysed = analysis.analyse(c.search_text)
+            c = replace(c, tsv=analysis.tsvector_binary(analysed), doc_len=analysed.doc_len)
+        chunks.append(c)
+    return replace(write, chunks=tuple(chunks))
+
+
 def _copy_values(file_id: int, repo_id: int, c: ChunkRow) -> tuple[Any, ...]:
     return (
         file_id,
@@ -194,6 +221,8 @@ def _copy_values(file_id: int, repo_id: int, c: ChunkRow) -> tuple[Any, ...]:
         c.content,
         c.embed_hash,
         c.search_text,
+        c.tsv,
+        c.doc_len,
         c.embed_priority,
     )
 
@@ -233,25 +262,27 @@ async def store_batch(conn: Conn, repo_id: int, writes: Sequence[FileWrite], tim
             ),
         )
         ids = {r["path"]: int(r["id"]) for r in await cur.fetchall()}
+        # the server checks the stems of words new to this process; a chunk analysed before it corrected
+        # one is analysed again (core/analysis.py)
+        await search_store.check_stems(conn)
+        pending = [current_analysis(w) for w in changed if w.chunks]
         # one COPY per group of files of at most CHUNKS_PER_COPY chunks: the BM25 triggers run once per
         # statement, and each statement stays well inside the batch's statement timeout
-        pending = [w for w in changed if w.chunks]
         while pending:
             statement: list[FileWrite] = []
             size = 0
             while pending and (not statement or size + len(pending[0].chunks) <= CHUNKS_PER_COPY):
                 size += len(pending[0].chunks)
                 statement.append(pending.pop(0))
-            await conn.execute(_CHUNK_STAGE)
-            async with conn.cursor() as copy_cur, copy_cur.copy(_CHUNK_COPY) as copy:
-                copy.set_types(_CHUNK_TYPES)
-                for w in statement:
-                    file_id = ids[w.path]
-                    for chunk in w.chunks:
-                        await copy.write_row(_copy_values(file_id, repo_id, chunk))
-                        chunks_written += 1
-            await conn.execute(_CHUNK_INSERT)
-            await conn.execute("DELETE FROM chunk_stage")
+            async with conn.cursor() as copy_cur:
+                copy_cur.adapters.register_dumper(_EncodedTsvector, _TsvectorDumper)
+                async with copy_cur.copy(_CHUNK_COPY) as copy:
+                    copy.set_types(_CHUNK_TYPES)
+                    for w in statement:
+                        file_id = ids[w.path]
+                        for chunk in w.chunks:
+                            await copy.write_row(_copy_values(file_id, repo_id, chunk))
+                            chunks_written += 1
     return BatchStats(
         files_written=len(changed),
         files_touched=len(touched),

@@ -3,8 +3,9 @@ HNSW index, and the stored text around a hit. Every value travels as a parameter
 filter fragments are composed with ``psycopg.sql``.
 
 BM25 keyword retrieval (issue 11). Chunks are tokenised by ``core/tokens.py`` (identifiers whole and
-split, file stem twice, last folder names) and by PostgreSQL's ``english`` configuration (stopwords,
-Snowball stemming) into ``chunks.tsv``; ``chunks.doc_len`` is its token count. Migration 0004 keeps our
+split, file stem twice, last folder names) and analysed by ``core/analysis.py`` (stopwords, Snowball
+stemming: exactly PostgreSQL's ``english`` configuration, computed in Python) into ``chunks.tsv``;
+``chunks.doc_len`` is its token count. Queries' lexemes come from the same module. Migration 0004 keeps our
 own statistics, per repository, in the transaction that writes or deletes chunks (statement triggers
 over transition tables): ``bm25_docs`` (chunk count, total length) and ``bm25_terms`` (document
 frequency per lexeme); migration 0008 adds the postings. Nothing read here comes from ``pg_stats``, so
@@ -48,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 from psycopg import sql
 
+from codebase_mcp.core import analysis
 from codebase_mcp.domain import ChunkContext, RetrievedChunk, SearchFilters
 from codebase_mcp.errors import InvalidInput
 from codebase_mcp.storage.database import TO_EMBED, Conn
@@ -100,18 +102,21 @@ async def bm25_stats(conn: Conn, repo_ids: list[int], lexes: list[str]) -> Bm25S
     return Bm25Stats(chunks=n, avgdl=total / n if n else 1.0, df=df, loading=loading)
 
 
-async def lexemes(conn: Conn, terms: list[str]) -> list[str]:
-    """The query terms as the index stores them (stemmed, stopwords gone), in order, distinct."""
+async def check_stems(conn: Conn) -> bool:
+    """Have the server check the stems of the words this process stemmed and did not have checked yet
+    (``core/analysis.py``): one statement, none when every word was checked. Returns whether it
+    corrected one (texts analysed before must be analysed again)."""
+    words = analysis.unchecked_words()
+    if not words:
+        return False
     cur = await conn.execute(
-        "SELECT t.ord, array(SELECT lexeme FROM unnest(to_tsvector('english', t.term))) AS lex "
-        "FROM unnest(%s::text[]) WITH ORDINALITY AS t(term, ord) ORDER BY t.ord",
-        (terms,),
+        "SELECT coalesce(ts_lexize('english_stem', t.w)::text[], '{}') AS lex "
+        "FROM unnest(%s::text[]) WITH ORDINALITY AS t(w, n) ORDER BY t.n",
+        (words,),
     )
-    out: dict[str, None] = {}
-    for row in await cur.fetchall():
-        for lex in row["lex"]:
-            out.setdefault(lex, None)
-    return list(out)
+    rows = await cur.fetchall()
+    stems = {w: (r["lex"][0] if r["lex"] else "") for w, r in zip(words, rows, strict=True)}
+    return bool(analysis.record_server_stems(stems))
 
 
 def tsquery_any(lexes: Sequence[str]) -> str:
