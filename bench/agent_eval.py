@@ -336,15 +336,25 @@ def tune(args: argparse.Namespace) -> None:
     by_id = {q.id: q for q in chosen}
     weights = FusionWeights(*(float(w) for w in args.weights.split(","))) if args.weights else FusionWeights()
     hybrid = args.model != "none"
+    base_params = DEFAULT
+    for item in args.base:
+        name, value = item.split("=")
+        kind = type(getattr(DEFAULT, name))
+        base_params = dataclasses.replace(
+            base_params, **{name: kind(float(value)) if kind is not bool else value == "1"}
+        )
     header = ["setting", "NDCG@10", "Recall@10", "def hit@10", "files/top10", "short/top10"]
-    base = replay(data, by_id, DEFAULT, weights, hybrid)
     rows = [["bm25 (no ranking, keyword arm)", *summarise(replay(data, by_id, None, weights, False))[1:]]]
-    rows.append(["defaults", *summarise(base)[1:]])
+    rows.append(["defaults", *summarise(replay(data, by_id, DEFAULT, weights, hybrid))[1:]])
+    if args.base:
+        rows.append([" ".join(args.base), *summarise(replay(data, by_id, base_params, weights, hybrid))[1:]])
     for item in args.vary:
         name, values = item.split("=")
         for value in values.split(","):
             kind = type(getattr(DEFAULT, name))
-            params = dataclasses.replace(DEFAULT, **{name: kind(float(value)) if kind is not bool else value == "1"})
+            params = dataclasses.replace(
+                base_params, **{name: kind(float(value)) if kind is not bool else value == "1"}
+            )
             rows.append([f"{name}={value}", *summarise(replay(data, by_id, params, weights, hybrid))[1:]])
     title = f"Ranking replayed on {len(by_id)} questions (half {args.half}, {'hybrid' if hybrid else 'keyword'})"
     print(grid(header, rows, title))
@@ -369,6 +379,7 @@ def main() -> None:
     t.add_argument("--cache", required=True, help="pickle of the collected candidates (made if missing)")
     t.add_argument("--weights", default="", help="fusion weights of the keyword arm: identifier,natural")
     t.add_argument("--vary", nargs="*", default=[], help="e.g. coherence=0,0.2 same_file=0.5,1")
+    t.add_argument("--base", nargs="*", default=[], help="settings every --vary starts from, e.g. same_file=0.5")
     args = parser.parse_args()
     if args.command == "tune":
         tune(args)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from codebase_mcp.search.query import asked_names, asked_spellings, query_kind
-from codebase_mcp.search.ranking import DEFAULT, Candidate, defines, rerank
+from codebase_mcp.search.ranking import DEFAULT, Candidate, defines, is_question, rerank
 
 
 @pytest.mark.parametrize(
@@ -74,3 +74,37 @@ def test_ruby_names_with_a_question_mark_are_symbol_lookups() -> None:
     assert asked_spellings("Foo::BarBaz()") == [("BarBaz", 1.0)]
     # in a sentence, the question mark is punctuation
     assert asked_names("where is parse_header called?") == [("parse_header", 0.5)]
+
+
+def test_a_question_gets_one_slot_per_file_a_description_its_best_chunks() -> None:
+    """Questions ask how something works across files: a file's further chunks give way to other files.
+    A description of one piece of code keeps the best chunks wherever they are."""
+
+    def candidates() -> list[Candidate]:
+        out = [
+            Candidate(i, 1, "lib/router.py", f"route_{i}", "function", "python", lines=20, score=1.0 - i / 100)
+            for i in range(1, 4)
+        ]
+        out.append(Candidate(9, 2, "lib/handlers.py", "dispatch", "function", "python", lines=20, score=0.9))
+        return out
+
+    asked = rerank(candidates(), "how is a request routed to its handler?")
+    described = rerank(candidates(), "route a request to its handler")
+    assert [c.path for c in asked[:2]] == ["lib/router.py", "lib/handlers.py"]
+    assert [c.path for c in described[:3]] == ["lib/router.py"] * 3
+
+
+@pytest.mark.parametrize(
+    ("query", "question"),
+    [
+        ("how are retries configured", True),
+        ("Where is the session token validated?", True),
+        ("does the parser keep comments", True),
+        ("parse the configuration file", False),
+        ("Return the number of retries.", False),
+        ("RetryPolicy", False),
+        ("", False),
+    ],
+)
+def test_what_a_question_is(query: str, question: bool) -> None:
+    assert is_question(query) is question

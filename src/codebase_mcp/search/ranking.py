@@ -23,11 +23,16 @@ In order, for each candidate (``top`` is the best fused score, so boosts are on 
 - **one slot per file**: after sorting, each further chunk of an already placed file is multiplied by
   ``same_file`` per chunk placed before it.
 
-Each weight was measured on the ``tune`` half of ``bench/evaluate_multi.py`` (``bench/tune_ranking.py``).
-Factors that did not help there are off by default (neutral value): the stem boost, file coherence,
-the compat, barrel and ``.d.ts`` priors, and one slot per file (chunk-level MRR fell with it); a mild
-prior on tiny chunks (under 3 lines, x0.7) is on. The figures are in docs/benchmarks.md. Ties are
-broken by chunk id, so the order is deterministic.
+Each weight was measured on the ``tune`` half of ``bench/evaluate_multi.py`` (``bench/tune_ranking.py``:
+docstring, identifier and module queries) and then of the agent-question evaluation
+(``bench/agent_eval.py tune``: how/where/why questions judged by file). Off by default (neutral value):
+the stem boost and the compat, barrel and ``.d.ts`` priors. For questions (``is_question``: "how does",
+"where is", a final "?") file coherence (1.0), one slot per file (x0.7 per chunk of a file already
+placed) and the prior on short chunks (under 6 lines) apply: measured on the agent questions, they lift
+file-level NDCG@10 most, while on descriptions of one function (docstring queries) they cost chunk-level
+MRR, so other queries keep them off (short-chunk prior under 3 lines). The figures are in
+docs/benchmarks.md.
+Ties are broken by chunk id, so the order is deterministic.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path
 from codebase_mcp.core.tokens import QUERY_STOPWORDS, code_tokens
@@ -84,6 +89,11 @@ class RankParams:
     keyword_definition: float = 0.8
     # ... and when neither its symbol nor its defining line has the query's exact spelling (case)
     other_case: float = 0.5
+    # a question ("how does ...", "where is ...?") asks how something works, usually across files: the
+    # answer is a set of files, so file coherence, one slot per file and the short-chunk prior change
+    question_coherence: float = 1.0
+    question_same_file: float = 0.7
+    question_tiny_lines: int = 6
 
 
 DEFAULT = RankParams()
@@ -211,6 +221,18 @@ def _definition_share(c: Candidate, name: str, defined: frozenset[str] | None, p
     return share
 
 
+_QUESTION_WORDS = frozenset(
+    {"how", "where", "what", "which", "why", "when", "who", "does", "do", "is", "are", "can", "find", "show", "list"}
+)
+
+
+def is_question(query: str) -> bool:
+    """A question (``how are retries configured``, ``where is the session validated?``), as agents ask
+    them, rather than a description of one piece of code or an identifier."""
+    words = query.split()
+    return bool(words) and (words[0].lower().strip(",:") in _QUESTION_WORDS or query.rstrip().endswith("?"))
+
+
 def rerank(
     candidates: list[Candidate], query: str, params: RankParams = DEFAULT, texts: Mapping[int, str] | None = None
 ) -> list[Candidate]:
@@ -219,6 +241,8 @@ def rerank(
     if not candidates:
         return candidates
     p = params
+    if is_question(query):
+        p = replace(p, coherence=p.question_coherence, same_file=p.question_same_file, tiny_lines=p.question_tiny_lines)
     terms = set(code_tokens(query))
     wants_tests = bool(terms & _TEST_WORDS)
     wants_docs = bool(terms & _DOC_WORDS)
