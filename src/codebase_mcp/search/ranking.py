@@ -78,7 +78,7 @@ class RankParams:
     doc: float = 0.75
     compat: float = 1.0
     barrel: float = 1.0
-    dts: float = 1.0
+    dts: float = 0.7  # the peer stack's published prior (shared/research/ranking.md); see docs/benchmarks.md
     same_file: float = 1.0
     tiny_lines: int = 3  # chunks of fewer lines than this are "tiny"
     tiny: float = 0.7  # multiplier of tiny chunks (1: no length prior)
