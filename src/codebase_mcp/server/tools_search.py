@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Annotated, cast
 
 from mcp.server.mcpserver import Context
@@ -10,7 +11,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from codebase_mcp.core import untrusted
-from codebase_mcp.domain import SearchFilters
+from codebase_mcp.domain import RepositoryFreshness, SearchFilters
 from codebase_mcp.search import freshness, symbols
 from codebase_mcp.server import render
 from codebase_mcp.server.params import (
@@ -68,7 +69,7 @@ async def search_code(
     if result.warning:
         base["warning"] = result.warning
     if result.freshness:
-        base["freshness"] = [cast(Freshness, f.to_dict()) for f in result.freshness]
+        base["freshness"] = records(result.freshness)
     if not result.hits:
         base["message"] = await app.why_empty(project, repo_ids, filters, "search_code")
     return render.search(base, result, detail)
@@ -106,7 +107,7 @@ async def find_symbol(
         "notice": untrusted.NOTICE,
     }
     if fresh := freshness.reported(scope, (d.repository_id for d in defs), asked=bool(repository_id)):
-        base["freshness"] = [cast(Freshness, f.to_dict()) for f in fresh]
+        base["freshness"] = records(fresh)
     if not defs:
         base["message"] = await app.why_empty(project, repo_ids, filters, "find_symbol") + (
             f" No definition named {untrusted.clean(name, 100)!r}"
@@ -144,12 +145,17 @@ async def find_references(
         "notice": untrusted.NOTICE,
     }
     if fresh := freshness.reported(scope, (r.repository_id for r in refs), asked=bool(repository_id)):
-        base["freshness"] = [cast(Freshness, f.to_dict()) for f in fresh]
+        base["freshness"] = records(fresh)
     if not refs:
         base["message"] = await app.why_empty(project, repo_ids, filters, "find_references") + (
             f" {untrusted.clean(name, 100)!r} occurs nowhere in the indexed text."
         )
     return render.references(base, refs, untrusted.clean(name, 300))
+
+
+def records(fresh: Iterable[RepositoryFreshness]) -> list[Freshness]:
+    """The freshness field of a result, as its output schema has it."""
+    return [cast(Freshness, f.to_dict()) for f in fresh]
 
 
 # registered in this order (tools/list lists them so), each with what it does to the index
