@@ -1,5 +1,5 @@
 -- The current database schema: what the migrations in src/codebase_mcp/storage/migrations/ add up to
--- (the latest is 0011_keyword_only.sql). Generated; do not edit. Change the schema with a new migration, then
+-- (the latest is 0012_bm25_function.sql). Generated; do not edit. Change the schema with a new migration, then
 -- run `python -m codebase_mcp.storage.schema_dump` from the repository root;
 -- tests/storage/test_schema_dump.py fails while this file is not current.
 
@@ -26,6 +26,14 @@ CREATE TYPE public.job_status AS ENUM (
     'failed',
     'cancelled'
 );
+
+--
+-- Name: bm25(double precision, double precision, double precision, double precision); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.bm25(idf double precision, tf double precision, doc_len double precision, avgdl double precision) RETURNS double precision
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN ((idf * tf) / (tf + ((1.2)::double precision * ((((1)::numeric - 0.75))::double precision + (((0.75)::double precision * doc_len) / avgdl)))));
 
 --
 -- Name: bm25_chunks_deleted(); Type: FUNCTION; Schema: public; Owner: -

@@ -6,6 +6,7 @@ migration cannot change what the CLI or an MCP client sees without a change here
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -340,6 +341,41 @@ class RetrievedChunk:
     language: str
     score: float
     lines: int = 0  # the chunk's line count (0: unknown), for the ranking stage's length prior
+    text: str | None = None  # the chunk's stored text, when the ranking stage reads defining lines
+
+
+@dataclass(frozen=True)
+class Bm25Stats:
+    """Keyword statistics of the searched repositories: chunk count, average length (in tokens) and the
+    document frequency of each query lexeme (storage/search_store.py's docstring)."""
+
+    chunks: int
+    avgdl: float
+    df: dict[str, int]
+    #: the searched repositories whose postings are being built in bulk: their keyword arm reads the GIN
+    #: candidates, the others' their postings
+    loading: frozenset[int] = frozenset()
+
+    def idf(self, lexeme: str) -> float:
+        """Lucene's idf: ln(1 + (N - df + 0.5) / (df + 0.5))."""
+        df = self.df.get(lexeme, 0)
+        return math.log(1.0 + (self.chunks - df + 0.5) / (df + 0.5))
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What a search reads before retrieval, in one statement: whether the project exists, the
+    repositories searched with their freshness (read before any content), the keyword statistics of
+    the query's lexemes over them, the id of the query model's vectors, whether some chunk still waits
+    for one, and the languages indexed there (only when a language filter asks)."""
+
+    project_exists: bool
+    scope: tuple[RepositoryFreshness, ...]
+    stats: Bm25Stats
+    model_id: int | None
+    vectors_pending: bool
+    languages: tuple[str, ...] | None
+    stems_corrected: bool  # the server stemmed a new query word differently: analyse the query again
 
 
 @dataclass(frozen=True)
@@ -371,9 +407,14 @@ class SearchHit:
     truncated: bool
     context_before: str
     context_after: str
+    #: what placed the hit, when asked (``explain``): arms' ranks and scores, ranking factors
+    explain: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.explain is None:
+            del out["explain"]
+        return out
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,11 @@ def test_index_search_reindex_forget(cli_env: dict[str, str], polyglot: Path) ->
     assert {"repository", "start_line", "end_line", "kind", "language", "score", "content"} <= set(hits[0])
     readable = run(cli_env, "search", "slugify title")
     assert "native/slugify.rb" in readable.stdout
+    assert "why:" not in readable.stdout
+    explained = run(cli_env, "search", "slugify title", "--explain")
+    assert "why: " in explained.stdout and "fused " in explained.stdout and "prior " in explained.stdout
+    why = search_json(cli_env, "TokenBucket Allow", "--explain")[0]["explain"]
+    assert isinstance(why, dict) and why["definition"] == 1.0 and "keyword" in why
     assert not any("supersecret" in json.dumps(h) for h in search_json(cli_env, "supersecret API_TOKEN"))
 
     (polyglot / "native" / "slugify.rb").unlink()

@@ -17,7 +17,7 @@ from codebase_mcp.core import analysis
 from codebase_mcp.core.tokens import query_terms
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.indexing.indexer import Indexer
-from codebase_mcp.search import engine as engine_module
+from codebase_mcp.search import query as query_module
 from codebase_mcp.search.engine import SearchEngine
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.database import Database
@@ -147,6 +147,6 @@ async def test_search_results_equal_the_to_tsvector_index(
             for r in await cur.fetchall():
                 seen.update(dict.fromkeys(r["lex"]))
             old_lexemes[tuple(terms)] = list(seen)
-    monkeypatch.setattr(engine_module, "query_lexemes", lambda terms: old_lexemes[tuple(terms)])
+    monkeypatch.setattr(query_module, "query_lexemes", lambda terms: old_lexemes[tuple(terms)])
     old = await top10(SearchEngine(db, fake_model))
     assert new == old

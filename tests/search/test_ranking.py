@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from codebase_mcp.search.query import asked_names, asked_spellings, query_kind
-from codebase_mcp.search.ranking import DEFAULT, Candidate, defines, is_question, rerank
+from codebase_mcp.search.query import analyse, asked_names, asked_spellings, is_question, query_kind
+from codebase_mcp.search.ranking import DEFAULT, Candidate, defines, rerank
 
 
 @pytest.mark.parametrize(
@@ -63,10 +63,16 @@ def test_the_defining_chunk_outranks_blocks_named_after_it() -> None:
     }
     cands = [_candidate(1, "WordError", 1.0), _candidate(2, "WordError", 0.6), _candidate(3, "tables", 0.9)]
     cands.append(_candidate(4, "word_error", 0.95, "function"))
-    ranked = rerank(cands, "WordError", DEFAULT, texts)
+    for c in cands:
+        c.text = texts[c.chunk_id]
+    ranked = rerank(cands, analyse("WordError"), DEFAULT)
     assert ranked[0].chunk_id == 2  # the struct, not its impl block, nor the function of another case
-    ranked = rerank([_candidate(i, c.symbol, c.score) for i, c in enumerate(cands, 1)], "WORD_CHARS", DEFAULT, texts)
+    again = [_candidate(i, c.symbol, c.score) for i, c in enumerate(cands, 1)]
+    for c in again:
+        c.text = texts[c.chunk_id]
+    ranked = rerank(again, analyse("WORD_CHARS"), DEFAULT)
     assert ranked[0].chunk_id == 3  # a constant inside a larger chunk, found by its defining line
+    assert ranked[0].signals["definition"] == pytest.approx(DEFAULT.keyword_definition)
 
 
 def test_ruby_names_with_a_question_mark_are_symbol_lookups() -> None:
@@ -88,8 +94,8 @@ def test_a_question_gets_one_slot_per_file_a_description_its_best_chunks() -> No
         out.append(Candidate(9, 2, "lib/handlers.py", "dispatch", "function", "python", lines=20, score=0.9))
         return out
 
-    asked = rerank(candidates(), "how is a request routed to its handler?")
-    described = rerank(candidates(), "route a request to its handler")
+    asked = rerank(candidates(), analyse("how is a request routed to its handler?"))
+    described = rerank(candidates(), analyse("route a request to its handler"))
     assert [c.path for c in asked[:2]] == ["lib/router.py", "lib/handlers.py"]
     assert [c.path for c in described[:3]] == ["lib/router.py"] * 3
 

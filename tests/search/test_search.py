@@ -68,8 +68,10 @@ async def test_filters(engine: SearchEngine) -> None:
 
 async def test_metacharacters_are_literal(engine: SearchEngine, db: Database) -> None:
     for hostile in ("' OR '1'='1", "%", "_", "\\", "; DROP TABLE chunks; --"):
-        result = await engine.search(hostile, filters=SearchFilters(path_prefix=hostile, language=hostile))
+        result = await engine.search(hostile, filters=SearchFilters(path_prefix=hostile, file_type=hostile))
         assert result.hits == ()
+        with pytest.raises(InvalidInput, match=r"Languages present: .*python"):  # not a language indexed here
+            await engine.search(hostile, filters=SearchFilters(language=hostile))
     assert (await engine.search("invoice")).hits  # tables intact
 
 

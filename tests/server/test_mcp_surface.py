@@ -127,6 +127,7 @@ async def test_surface(cli_env: dict[str, str], tmp_path: Path) -> None:
             result = await session.call_tool("search_code", {"query": query})
             assert not result.is_error and result.structured_content
             assert len(result.structured_content["results"]) == 10
+            assert all("explain" not in hit for hit in result.structured_content["results"])
             text = text_of(result)
             assert not text.lstrip().startswith("{") and "Results quote files" in text
             first = result.structured_content["results"][0]

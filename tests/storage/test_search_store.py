@@ -17,9 +17,10 @@ from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.indexing.indexer import Indexer
 from codebase_mcp.search.engine import SearchEngine
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import index_store, search_store
+from codebase_mcp.storage import index_store, retrieval, search_store
 from codebase_mcp.storage.database import Database
-from codebase_mcp.storage.search_store import keyword_candidates, tsquery_any
+from codebase_mcp.storage.retrieval import keyword_candidates
+from codebase_mcp.storage.search_store import tsquery_any
 
 
 async def _stats(db: Database, repo_name: str) -> tuple[dict[str, Any], dict[str, int]]:
@@ -228,13 +229,13 @@ async def test_a_project_searches_loading_and_ready_repositories_together(
     with pytest.raises(Cancelled):
         await indexer.index(tmp_path / "loading", should_stop=stop_after_two)
     postings_read: list[list[int]] = []
-    real_postings_top = search_store._postings_top
+    real_postings = retrieval.PostingsBm25
 
-    async def spying(conn: Any, repo_ids: list[int], *args: Any) -> Any:
+    def spying(repo_ids: list[int], *args: Any, **kwargs: Any) -> retrieval.PostingsBm25:
         postings_read.append(list(repo_ids))
-        return await real_postings_top(conn, repo_ids, *args)
+        return real_postings(repo_ids, *args, **kwargs)
 
-    monkeypatch.setattr(search_store, "_postings_top", spying)
+    monkeypatch.setattr(retrieval, "PostingsBm25", spying)
     async with db.connection() as conn:
         cur = await conn.execute("SELECT name, id FROM repositories")
         ids = {r["name"]: r["id"] for r in await cur.fetchall()}
@@ -243,7 +244,7 @@ async def test_a_project_searches_loading_and_ready_repositories_together(
         repo_of = {r["id"]: r["repository_id"] for r in await cur.fetchall()}
         for terms in (["zephyr", "quokka", "window"], ["reconcile", "book"], ["handler", "request"]):
             lexes = query_lexemes(terms)
-            found, exact = await search_store.keyword_search(conn, repos, SearchFilters(), lexes, 8)
+            found, exact = await retrieval.keyword_search(conn, repos, SearchFilters(), lexes, 8)
             reference = await search_store.keyword_candidates_gin(conn, repos, SearchFilters(), lexes, 8)
             assert exact
             assert [(c.chunk_id, round(c.score, 9)) for c in found] == [
@@ -253,10 +254,10 @@ async def test_a_project_searches_loading_and_ready_repositories_together(
                 assert {repo_of[c.chunk_id] for c in found[:2]} == set(repos)
     assert postings_read and all(r == [ids["ready"]] for r in postings_read)
     # a loading repository's candidates are capped: a common word scores at most LOADING_MAX_ROWS chunks
-    monkeypatch.setattr(search_store, "LOADING_MAX_ROWS", 3)
+    monkeypatch.setattr(retrieval, "LOADING_MAX_ROWS", 3)
     async with db.connection() as conn:
         lexes = query_lexemes(["reconcile"])
-        capped, capped_exact = await search_store.keyword_search(conn, [ids["loading"]], SearchFilters(), lexes, 8)
+        capped, capped_exact = await retrieval.keyword_search(conn, [ids["loading"]], SearchFilters(), lexes, 8)
     assert not capped_exact and 0 < len(capped) <= 3
 
 
@@ -355,12 +356,12 @@ async def test_postings_read_to_a_depth_match_the_exact_top(
         for terms in queries:
             lexes = query_lexemes(terms)
             exact = await search_store.keyword_candidates_gin(conn, repos, SearchFilters(), lexes, 5)
-            full, full_exact = await search_store.keyword_search(conn, repos, SearchFilters(), lexes, 5)
+            full, full_exact = await retrieval.keyword_search(conn, repos, SearchFilters(), lexes, 5)
             assert full_exact
             assert [(c.chunk_id, round(c.score, 9)) for c in full] == [(c.chunk_id, round(c.score, 9)) for c in exact]
             monkeypatch.setattr(search_store, "POSTINGS_DEPTH", 6)
             monkeypatch.setattr(search_store, "MIN_DEPTH", 3)
-            cut, cut_exact = await search_store.keyword_search(conn, repos, SearchFilters(), lexes, 2)
+            cut, cut_exact = await retrieval.keyword_search(conn, repos, SearchFilters(), lexes, 2)
             proven += cut_exact
             monkeypatch.undo()
             found = {c.chunk_id: round(c.score, 9) for c in exact}
@@ -373,7 +374,7 @@ async def test_postings_read_to_a_depth_match_the_exact_top(
         monkeypatch.setattr(search_store, "MIN_DEPTH", 2)
         lexes = query_lexemes(["value"])
         glob = SearchFilters(path_glob="m3*.py")
-        narrow, _ = await search_store.keyword_search(conn, repos, glob, lexes, 5)
+        narrow, _ = await retrieval.keyword_search(conn, repos, glob, lexes, 5)
         assert len(narrow) == 5 and all(c.path.startswith("m3") for c in narrow)
 
 

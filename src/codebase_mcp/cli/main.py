@@ -282,6 +282,9 @@ def search(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=50)] = 10,
     mode: Annotated[str, typer.Option(help="hybrid, keyword or dense.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show why each hit ranks where it does: per-arm scores, factors.")
+    ] = False,
 ) -> None:
     """Search indexed code."""
     if mode not in {"hybrid", "keyword", "dense"}:
@@ -300,11 +303,19 @@ def search(
                 filters=asdict(filters),
                 limit=limit,
                 mode=mode,
+                explain=explain,
             )
             result = SearchResponse.from_dict(record)
         except daemon_client.NotRunning:
             async with open_runtime(settings, load_model=mode != "keyword") as rt:
-                result = await rt.search.search(query, project_id=project, filters=filters, limit=limit, mode=mode)  # type: ignore[arg-type]
+                result = await rt.search.search(
+                    query,
+                    project_id=project,
+                    filters=filters,
+                    limit=limit,
+                    mode=mode,  # type: ignore[arg-type]
+                    explain=explain,
+                )
             if settings.daemon:  # the next search is answered by a daemon with the model loaded
                 daemon_client.spawn(settings.home)
         if as_json:
@@ -330,6 +341,9 @@ def search(
                 out.print("    " + line, highlight=False, markup=False)
             if len(hit.content.splitlines()) > 12 or hit.truncated:
                 out.print("    …", highlight=False)
+            if hit.explain is not None:
+                why = "  ".join(f"{k} {v:g}" for k, v in hit.explain.items())
+                out.print(f"    [dim]why: {escape(why)}[/]", highlight=False)
         out.print(f"[dim]{len(result.hits)} of {result.total_count} candidates in {result.latency_ms} ms[/]")
 
     _run(go)

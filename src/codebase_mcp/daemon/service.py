@@ -218,6 +218,7 @@ class Daemon:
                 filters=filters,
                 limit=int(args.get("limit", 10)),
                 mode=args.get("mode", "hybrid"),
+                explain=bool(args.get("explain", False)),
             )
             self.searches += 1
             return response.to_dict()

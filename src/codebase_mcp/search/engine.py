@@ -1,6 +1,6 @@
 """Hybrid code search: keyword (BM25 in PostgreSQL over code-aware tokens) and dense (pgvector HNSW)
 retrieval, each over-fetched, fused by normalised weighted sum (search/fusion.py) and re-ranked
-(search/ranking.py), within one project."""
+(search/ranking.py), within one project; the plan is ``SearchEngine``'s docstring."""
 
 from __future__ import annotations
 
@@ -8,19 +8,21 @@ import asyncio
 import logging
 import time
 
-from codebase_mcp.core.analysis import query_lexemes
-from codebase_mcp.core.tokens import query_terms
+import numpy as np
+import numpy.typing as npt
+
 from codebase_mcp.core.untrusted import clean
 from codebase_mcp.core.validation import check_project_id
-from codebase_mcp.domain import RetrievedChunk, SearchFilters, SearchHit, SearchMode, SearchResponse
+from codebase_mcp.domain import SearchContext, SearchFilters, SearchHit, SearchMode, SearchResponse
 from codebase_mcp.embeddings.base import EmbeddingModel
 from codebase_mcp.errors import EmbeddingError, InvalidInput, NotFound
 from codebase_mcp.search import freshness
-from codebase_mcp.search.fusion import FusionWeights, fetch_size, fuse, query_kind
-from codebase_mcp.search.query import asked_names
+from codebase_mcp.search.fusion import FusionWeights, fetch_size, fuse
+from codebase_mcp.search.query import AnalysedQuery, analyse
 from codebase_mcp.search.ranking import DEFAULT, Candidate, RankParams, rerank, with_definitions
-from codebase_mcp.storage import index_store, repo_store, search_store, symbol_store
-from codebase_mcp.storage.database import Database
+from codebase_mcp.storage import retrieval, search_store
+from codebase_mcp.storage.database import Conn, Database
+from codebase_mcp.storage.retrieval import DenseArm, KeywordArm, Retrieved
 
 log = logging.getLogger(__name__)
 PARTIAL_COVERAGE = (
@@ -54,6 +56,15 @@ def check_limit(limit: int) -> int:
 
 
 class SearchEngine:
+    """A search is one plan: the query analysed once (``search/query.py``); one statement for the
+    context (project, repositories and their freshness, keyword statistics, the model's id), during
+    which the query is embedded; one statement for every retriever (``storage/retrieval.py``: BM25
+    from the postings, nearest vectors, definitions of asked names, with their text when the ranking
+    stage reads defining lines); fusion and ranking as pure functions of the analysed query and the
+    candidates; one statement to hydrate the top. Three round trips in all; a fourth only for a
+    repository being bulk-loaded, a filtered keyword fallback, or a query word new to this process
+    that the server stems differently."""
+
     def __init__(
         self,
         db: Database,
@@ -67,7 +78,6 @@ class SearchEngine:
         self.candidates = candidates  # the least each arm fetches
         self.weights = weights or FusionWeights()
         self.rank_params = rank_params
-        self._model_id: int | None = None
 
     async def search(
         self,
@@ -79,112 +89,104 @@ class SearchEngine:
         mode: SearchMode = "hybrid",
         rank: bool = True,
         max_chars: int = 2000,
+        explain: bool = False,
     ) -> SearchResponse:
         started = time.perf_counter()
-        query = check_query(query)
+        analysed = analyse(check_query(query), bare_word=self.rank_params.bare_word, inside=self.rank_params.inside)
         limit = check_limit(limit)
         filters = filters or SearchFilters()
         search_store.conditions(filters)  # a bad filter is an error before any work
         check_project_id(project_id)
         if mode != "keyword" and self.model is None:
             mode = "keyword"
-        async with self.db.connection() as conn:
-            if not await repo_store.project_exists(conn, project_id):
-                raise NotFound(f"Unknown project {project_id!r}. Index a repository into it first.")
-            # with each repository's freshness, read before any content (search/freshness.py)
-            scope = await repo_store.search_scope(conn, project_id, filters.repository or None)
-        repo_ids = [f.repository_id for f in scope]
-        if not repo_ids:
-            return SearchResponse(query, (), 0, _ms(started), mode)
-
         warning: list[str] = []
-
-        async def dense_or_nothing(fetch: int) -> list[RetrievedChunk]:
-            # hybrid search survives an embedding provider that is down: keyword results only, said so
-            try:
-                return await self._dense(query, repo_ids, filters, fetch)
-            except EmbeddingError as exc:
-                log.warning("dense retrieval skipped: %s", exc.message)
-                warning.append(f"Keyword results only: the embedding model failed ({exc.message})")
-                return []
-
-        fetch = fetch_size(limit, self.candidates)
-        keyword_task = self._keyword(query, repo_ids, filters, fetch) if mode != "dense" else None
-        dense_task = (
-            (dense_or_nothing(fetch) if mode == "hybrid" else self._dense(query, repo_ids, filters, fetch))
-            if mode != "keyword"
-            else None
+        vector = asyncio.create_task(self._embed(analysed.text, mode, warning)) if mode != "keyword" else None
+        try:  # one pooled connection, one transaction (one snapshot) for the three statements
+            async with self.db.connection() as conn:
+                context = await self._context(conn, analysed, project_id, filters, dense=vector is not None)
+                if context.stems_corrected:
+                    analysed = analysed.restemmed()
+                    context = await self._context(conn, analysed, project_id, filters, dense=vector is not None)
+                if not context.scope:
+                    return SearchResponse(analysed.text, (), 0, _ms(started), mode)
+                embedded = await vector if vector is not None else None
+                found = await self._retrieve(conn, analysed, context, filters, limit, mode, rank, embedded)
+                candidates = fuse(found.keyword, found.dense, analysed.kind, self.weights)
+                if rank:
+                    candidates = rerank(with_definitions(candidates, found.definitions), analysed, self.rank_params)
+                hits = await self._hydrate(conn, candidates[:limit], max_chars, explain)
+        finally:
+            if vector is not None and not vector.done():
+                vector.cancel()
+        if vector is not None and context.vectors_pending and not warning:
+            warning.append(PARTIAL_COVERAGE)
+        fresh = freshness.reported(context.scope, (h.repository_id for h in hits), asked=bool(filters.repository))
+        return SearchResponse(
+            analysed.text, hits, len(candidates), _ms(started), mode, warning[0] if warning else None, fresh
         )
 
-        async def keyword_side() -> tuple[list[RetrievedChunk], list[RetrievedChunk]]:
-            # the definitions of asked names do not depend on the arms: fetched beside the dense arm,
-            # after the keyword one (one connection at a time per side, two per search)
-            found = await keyword_task if keyword_task is not None else []
-            return found, (await self._definitions(query, repo_ids, filters) if rank else [])
-
-        async def dense_side() -> tuple[list[RetrievedChunk], bool]:
-            if dense_task is None:
-                return [], False
-            found = await dense_task
-            async with self.db.connection() as conn:
-                return found, await search_store.any_unembedded(conn, repo_ids)
-
-        (keyword, definitions), (dense, pending) = await asyncio.gather(keyword_side(), dense_side())
-        if pending and not warning:
-            warning.append(PARTIAL_COVERAGE)
-        params = self.rank_params
-        candidates = fuse(keyword, dense, query_kind(query, bare_word=params.bare_word), self.weights)
-        if rank:
-            candidates = with_definitions(candidates, definitions)
-            texts = None
-            if asked_names(query, bare_word=params.bare_word, inside=params.inside):
-                async with self.db.connection() as conn:  # defining lines of the asked names
-                    texts = await search_store.chunk_texts(conn, [c.chunk_id for c in candidates])
-            candidates = rerank(candidates, query, params, texts)
-        hits = await self._hydrate(candidates[:limit], max_chars)
-        fresh = freshness.reported(scope, (h.repository_id for h in hits), asked=bool(filters.repository))
-        return SearchResponse(query, hits, len(candidates), _ms(started), mode, warning[0] if warning else None, fresh)
-
-    async def _keyword(
-        self, query: str, repo_ids: list[int], filters: SearchFilters, fetch: int
-    ) -> list[RetrievedChunk]:
-        terms = query_terms(query)
-        if not terms:
-            return []
-        lexes = query_lexemes(terms)
-        async with self.db.connection() as conn:
-            if await search_store.check_stems(conn):  # a word this process had not seen before
-                lexes = query_lexemes(terms)
-            if not lexes:  # nothing but stopwords
-                return []
-            return await search_store.keyword_candidates(conn, repo_ids, filters, lexes, fetch)
-
-    async def _definitions(self, query: str, repo_ids: list[int], filters: SearchFilters) -> list[RetrievedChunk]:
-        """Chunks defining a symbol the query names, whether or not an arm returned them."""
-        p = self.rank_params
-        names = [name for name, _ in asked_names(query, bare_word=p.bare_word, inside=p.inside)]
-        if not names or not p.definition:
-            return []
-        async with self.db.connection() as conn:
-            return await symbol_store.definitions_by_tail(conn, repo_ids, filters, names, DEFINITIONS_FETCHED)
-
-    async def _dense(self, query: str, repo_ids: list[int], filters: SearchFilters, fetch: int) -> list[RetrievedChunk]:
-        assert self.model is not None
-        vector = await asyncio.to_thread(self.model.embed_query, query)
-        async with self.db.connection() as conn:
-            if self._model_id is None:
-                self._model_id = await index_store.model_id(conn, self.model.name)
-                if self._model_id is None:
-                    return []
-            return await search_store.dense_candidates(
-                conn, repo_ids, filters, vector, self._model_id, self.model.dimension, fetch
+    async def _context(
+        self, conn: Conn, analysed: AnalysedQuery, project_id: str, filters: SearchFilters, *, dense: bool
+    ) -> SearchContext:
+        model = self.model.name if dense and self.model is not None else None
+        context = await search_store.search_context(
+            conn, project_id, filters.repository or None, analysed.lexemes, model, languages=bool(filters.language)
+        )
+        if not context.project_exists:
+            raise NotFound(f"Unknown project {project_id!r}. Index a repository into it first.")
+        if filters.language and context.languages and filters.language.strip().lower() not in context.languages:
+            raise InvalidInput(
+                f"No {clean(filters.language, 64)!r} files are indexed in project {project_id!r}. "
+                f"Languages present: {', '.join(context.languages)}."
             )
+        return context
 
-    async def _hydrate(self, top: list[Candidate], max_chars: int) -> tuple[SearchHit, ...]:
+    async def _embed(self, query: str, mode: SearchMode, warning: list[str]) -> npt.NDArray[np.float32] | None:
+        """The query's vector, computed while the context is read. Hybrid search survives an embedding
+        provider that is down: keyword results only, said so."""
+        assert self.model is not None
+        try:
+            return await asyncio.to_thread(self.model.embed_query, query)
+        except EmbeddingError as exc:
+            if mode != "hybrid":
+                raise
+            log.warning("dense retrieval skipped: %s", exc.message)
+            warning.append(f"Keyword results only: the embedding model failed ({exc.message})")
+            return None
+
+    async def _retrieve(
+        self,
+        conn: Conn,
+        analysed: AnalysedQuery,
+        context: SearchContext,
+        filters: SearchFilters,
+        limit: int,
+        mode: SearchMode,
+        rank: bool,
+        vector: npt.NDArray[np.float32] | None,
+    ) -> Retrieved:
+        fetch = fetch_size(limit, self.candidates)
+        keyword = KeywordArm(analysed.lexemes, context.stats) if mode != "dense" and analysed.lexemes else None
+        dense = None
+        if vector is not None and context.model_id is not None and self.model is not None:
+            dense = DenseArm(vector, context.model_id, self.model.dimension)
+        tails = analysed.tails if rank and self.rank_params.definition else []
+        return await retrieval.retrieve(
+            conn,
+            [f.repository_id for f in context.scope],
+            filters,
+            fetch,
+            keyword=keyword,
+            dense=dense,
+            tails=tails,
+            tails_limit=DEFINITIONS_FETCHED,
+            with_text=rank and bool(analysed.names),
+        )
+
+    async def _hydrate(self, conn: Conn, top: list[Candidate], max_chars: int, explain: bool) -> tuple[SearchHit, ...]:
         if not top:
             return ()
-        async with self.db.connection() as conn:
-            contexts = await search_store.chunk_contexts(conn, [c.chunk_id for c in top], CONTEXT_LINES)
+        contexts = await search_store.chunk_contexts(conn, [c.chunk_id for c in top], CONTEXT_LINES)
         hits = []
         context_chars = min(max_chars // 2, MAX_CONTEXT_CHARS)
         for c in top:
@@ -207,9 +209,17 @@ class SearchEngine:
                     truncated=len(content) > max_chars,
                     context_before=clean(ctx.before)[-context_chars:],
                     context_after=clean(ctx.after, context_chars),
+                    explain=_explained(c) if explain else None,
                 )
             )
         return tuple(hits)
+
+
+def _explained(c: Candidate) -> dict[str, float]:
+    """What placed a hit: each arm's rank and raw and normalised score, the fused score, and the ranking
+    stage's factors (search/ranking.py)."""
+    ranks = {"keyword_rank": c.keyword_rank, "dense_rank": c.dense_rank}
+    return {k: float(v) for k, v in ranks.items() if v is not None} | {k: round(v, 6) for k, v in c.signals.items()}
 
 
 def _ms(started: float) -> float:

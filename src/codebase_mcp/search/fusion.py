@@ -16,10 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from codebase_mcp.domain import RetrievedChunk
-from codebase_mcp.search.query import QueryKind, query_kind
+from codebase_mcp.search.query import QueryKind
 from codebase_mcp.search.ranking import Candidate
-
-__all__ = ["FusionWeights", "QueryKind", "fetch_size", "fuse", "query_kind"]
 
 
 @dataclass(frozen=True)
@@ -58,11 +56,13 @@ def fuse(
     for rank_no, (found, norm) in enumerate(zip(keyword, kw_norm, strict=True), 1):
         c = by_id.setdefault(found.chunk_id, Candidate.of(found))
         c.keyword_rank = rank_no
+        c.signals["bm25"] = found.score
         c.signals["keyword"] = norm
     dense_norm = _normalised([1.0 - d.score for d in dense])  # cosine distance -> similarity
     for rank_no, (found, norm) in enumerate(zip(dense, dense_norm, strict=True), 1):
         c = by_id.setdefault(found.chunk_id, Candidate.of(found))
         c.dense_rank = rank_no
+        c.signals["cosine_distance"] = found.score
         c.signals["dense"] = norm
     for c in by_id.values():
         c.score = w * c.signals.get("keyword", 0.0) + (1.0 - w) * c.signals.get("dense", 0.0)

@@ -1,4 +1,5 @@
-"""What a search query asks for (issue 11, item 3): its kind, and the symbol names it names.
+"""What a search query asks for: its kind, and the symbol names it names; ``analyse`` reads a query
+once into an ``AnalysedQuery`` that every stage of a search is given (retrieval, fusion, ranking).
 
 A query that is one identifier (it has ``_``, an inner capital, ``::``, ``.``, ``->`` or ``#`` between
 names, a trailing ``()``, or starts with a capital) is a symbol lookup; so is one plain lower-case word
@@ -11,7 +12,11 @@ at half strength in the ranking stage.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, replace
 from typing import Literal
+
+from codebase_mcp.core.analysis import query_lexemes
+from codebase_mcp.core.tokens import QUERY_STOPWORDS, code_tokens, query_terms
 
 QueryKind = Literal["identifier", "natural"]
 
@@ -74,3 +79,73 @@ def asked_names(query: str, *, bare_word: bool = True, inside: float = 0.5) -> l
     for name, strength in asked_spellings(query, bare_word=bare_word, inside=inside):
         names.setdefault(name.lower(), strength)
     return sorted(names.items())
+
+
+_QUESTION_WORDS = frozenset(
+    {"how", "where", "what", "which", "why", "when", "who", "does", "do", "is", "are", "can", "find", "show", "list"}
+)
+
+
+def is_question(query: str) -> bool:
+    """A question (``how are retries configured``, ``where is the session validated?``), as agents ask
+    them, rather than a description of one piece of code or an identifier."""
+    words = query.split()
+    return bool(words) and (words[0].lower().strip(",:") in _QUESTION_WORDS or query.rstrip().endswith("?"))
+
+
+def qualified(symbol: str) -> str:
+    """A qualified name in one spelling: segments joined by dots, lower case (``Foo::bar()``,
+    ``Foo#bar`` and ``Foo->bar`` are all ``foo.bar``)."""
+    parts = re.split(r"(?:::|[.#]|->)+", symbol.removesuffix("()"))
+    return ".".join(part.lower() for part in parts if part)
+
+
+def _path_words(query: str) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for t in code_tokens(query):
+        if len(t) >= 3 and t not in QUERY_STOPWORDS and "_" not in t:
+            seen.setdefault(t, None)
+    return tuple(seen)
+
+
+@dataclass(frozen=True)
+class AnalysedQuery:
+    """A query read once (``analyse``): what retrieval, fusion and ranking need of it."""
+
+    text: str
+    kind: QueryKind
+    question: bool
+    terms: tuple[str, ...]  # the keyword terms (core/tokens.py ``query_terms``)
+    lexemes: tuple[str, ...]  # their lexemes, as chunks' tsvectors hold them (core/analysis.py)
+    tokens: frozenset[str]  # the query's code tokens (identifiers whole and split, lower case)
+    words: tuple[str, ...]  # words matched against file and folder names (natural-language queries)
+    names: tuple[tuple[str, float], ...]  # asked symbol names as spelled, with their strength
+    qualified: str  # the query's words read as one qualified name (``TokenBucket Allow``), or ""
+
+    @property
+    def tails(self) -> list[str]:
+        """The asked names in lower case (as ``symbol_tail`` stores them), one per name."""
+        return sorted({name.lower() for name, _ in self.names})
+
+    def restemmed(self) -> AnalysedQuery:
+        """The same query with its lexemes computed again (after the server corrected a stem)."""
+        return replace(self, lexemes=tuple(query_lexemes(self.terms)))
+
+
+def analyse(query: str, *, bare_word: bool = True, inside: float = 0.5) -> AnalysedQuery:
+    """``query`` read once: ``bare_word`` and ``inside`` as for ``query_kind`` and ``asked_spellings``."""
+    kind = query_kind(query, bare_word=bare_word)
+    terms = tuple(query_terms(query))
+    spelled = [w for w in re.split(r"[\s.:#>-]+", query.strip()) if w]
+    natural = kind == "natural"
+    return AnalysedQuery(
+        text=query,
+        kind=kind,
+        question=is_question(query),
+        terms=terms,
+        lexemes=tuple(query_lexemes(terms)),
+        tokens=frozenset(code_tokens(query)),
+        words=_path_words(query) if natural else (),
+        names=tuple(asked_spellings(query, bare_word=bare_word, inside=inside)),
+        qualified=qualified(".".join(spelled)) if natural and 1 < len(spelled) <= 4 else "",
+    )

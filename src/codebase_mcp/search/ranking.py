@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path
-from codebase_mcp.core.tokens import QUERY_STOPWORDS, code_tokens
+from codebase_mcp.core.tokens import code_tokens
 from codebase_mcp.domain import RetrievedChunk
-from codebase_mcp.search.query import asked_spellings, query_kind, spelled_tail
+from codebase_mcp.search.query import AnalysedQuery, qualified, spelled_tail
 
 _DOC_LANGUAGES = frozenset({"markdown", "rst", "text"})
 _DOC_PATH = re.compile(r"(^|/)(docs?|documentation|examples?|samples?|demos?|benches|benchmarks?)(/|$)")
@@ -112,11 +112,19 @@ class Candidate:
     score: float = 0.0
     signals: dict[str, float] = field(default_factory=dict)
     lines: int = 0
+    text: str | None = None  # stored text, when retrieval fetched it (defining lines)
 
     @classmethod
     def of(cls, found: RetrievedChunk) -> Candidate:
         return cls(
-            found.chunk_id, found.file_id, found.path, found.symbol, found.kind, found.language, lines=found.lines
+            found.chunk_id,
+            found.file_id,
+            found.path,
+            found.symbol,
+            found.kind,
+            found.language,
+            lines=found.lines,
+            text=found.text,
         )
 
 
@@ -140,14 +148,6 @@ def stem_of(path: str) -> str:
 
 def _flat(name: str) -> str:
     return name.replace("_", "").replace("-", "").lower()
-
-
-def _words(query: str) -> list[str]:
-    seen: dict[str, None] = {}
-    for t in code_tokens(query):
-        if len(t) >= 3 and t not in QUERY_STOPWORDS and "_" not in t:
-            seen.setdefault(t, None)
-    return list(seen)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -221,40 +221,67 @@ def _definition_share(c: Candidate, name: str, defined: frozenset[str] | None, p
     return share
 
 
-_QUESTION_WORDS = frozenset(
-    {"how", "where", "what", "which", "why", "when", "who", "does", "do", "is", "are", "can", "find", "show", "list"}
-)
+@dataclass(frozen=True)
+class _Intent:
+    """What the ranking stage reads of an analysed query, once per search."""
+
+    wants_tests: bool
+    wants_docs: bool
+    wants_compat: bool
+    spellings: tuple[str, ...]
 
 
-def is_question(query: str) -> bool:
-    """A question (``how are retries configured``, ``where is the session validated?``), as agents ask
-    them, rather than a description of one piece of code or an identifier."""
-    words = query.split()
-    return bool(words) and (words[0].lower().strip(",:") in _QUESTION_WORDS or query.rstrip().endswith("?"))
+def _intent(query: AnalysedQuery) -> _Intent:
+    t = query.tokens
+    return _Intent(
+        bool(t & _TEST_WORDS), bool(t & _DOC_WORDS), bool(t & _COMPAT_WORDS), tuple(n for n, _ in query.names)
+    )
 
 
-def rerank(
-    candidates: list[Candidate], query: str, params: RankParams = DEFAULT, texts: Mapping[int, str] | None = None
-) -> list[Candidate]:
-    """The candidates re-scored and re-ordered, best first (ties: lower chunk id). ``texts`` (chunk id to
-    stored text, when the engine fetched them) lets the definition boost read the defining line."""
-    if not candidates:
-        return candidates
-    p = params
-    if is_question(query):
-        p = replace(p, coherence=p.question_coherence, same_file=p.question_same_file, tiny_lines=p.question_tiny_lines)
-    terms = set(code_tokens(query))
-    wants_tests = bool(terms & _TEST_WORDS)
-    wants_docs = bool(terms & _DOC_WORDS)
-    wants_compat = bool(terms & _COMPAT_WORDS)
-    natural = query_kind(query, bare_word=p.bare_word) == "natural"
-    names = asked_spellings(query, bare_word=p.bare_word, inside=p.inside)
-    spellings = [name for name, _ in names]
-    words = _words(query) if natural else []
-    spelled = [w for w in re.split(r"[\s.:#>-]+", query.strip()) if w]
-    qualified = _qualified(".".join(spelled)) if natural and 1 < len(spelled) <= 4 else ""
-    top = max(c.score for c in candidates) or 1.0
+def _definition_boost(c: Candidate, query: AnalysedQuery, intent: _Intent, p: RankParams) -> float:
+    """The definition boost (module docstring), in units of the best fused score."""
+    own_qualified = qualified(c.symbol) if query.qualified and c.symbol else ""
+    if own_qualified and (own_qualified == query.qualified or own_qualified.endswith("." + query.qualified)):
+        # the query's words spell this chunk's qualified name ("TokenBucket Allow" for the method
+        # TokenBucket.Allow): as strong as an identifier query for it
+        c.signals["definition"] = 1.0
+        return p.definition
+    boost = 0.0
+    if query.names:
+        defined = defined_names(c.text, intent.spellings) if c.text is not None else None
+        for name, strength in query.names:
+            share = _definition_share(c, name, defined, p)
+            if share:
+                boost += p.definition * strength * share
+                c.signals["definition"] = strength * share
+                if p.stem and _flat(stem_of(c.path)) == _flat(name):
+                    boost += p.stem * strength * share
+                    c.signals["stem"] = strength * share
+    return boost
 
+
+def _prior(c: Candidate, intent: _Intent, p: RankParams) -> float:
+    """The path and length priors: tests, docs, compat code, barrels, ``.d.ts`` stubs, tiny chunks."""
+    prior = 1.0
+    if not intent.wants_tests and is_test_path(c.path):
+        prior *= p.test
+    if not intent.wants_docs and (c.language in _DOC_LANGUAGES or _DOC_PATH.search(c.path)):
+        prior *= p.doc
+    if not intent.wants_compat and _COMPAT_PATH.search(c.path):
+        prior *= p.compat
+    base = c.path.rsplit("/", 1)[-1]
+    if base in _BARRELS:
+        prior *= p.barrel
+    if base.endswith(".d.ts"):
+        prior *= p.dts
+    if 0 < c.lines < p.tiny_lines:
+        prior *= p.tiny
+    return prior
+
+
+def _coherence(candidates: list[Candidate]) -> dict[int, float]:
+    """For the best chunk of each file with several candidates: its file's summed fused score as a share
+    of the best file's (chunk id to share)."""
     file_sum: dict[int, float] = {}
     file_count: dict[int, int] = {}
     for c in candidates:
@@ -264,72 +291,54 @@ def rerank(
     best_of_file: dict[int, Candidate] = {}
     for c in sorted(candidates, key=lambda c: (-c.score, c.chunk_id)):
         best_of_file.setdefault(c.file_id, c)
+    return {c.chunk_id: file_sum[f] / best_file_sum for f, c in best_of_file.items() if file_count[f] > 1}
 
+
+def _one_slot_per_file(candidates: list[Candidate], same_file: float) -> None:
+    """Each further chunk of an already placed file multiplied by ``same_file`` per chunk placed before."""
+    seen: dict[int, int] = {}
+    for c in candidates:
+        n = seen.get(c.file_id, 0)
+        if n:
+            c.score *= same_file**n
+            c.signals["same_file"] = same_file**n
+        seen[c.file_id] = n + 1
+    candidates.sort(key=lambda c: (-c.score, c.chunk_id))
+
+
+def rerank(candidates: list[Candidate], query: AnalysedQuery, params: RankParams = DEFAULT) -> list[Candidate]:
+    """The candidates re-scored and re-ordered, best first (ties: lower chunk id). A candidate's stored
+    text, when retrieval fetched it, lets the definition boost read its defining line. Each factor is
+    recorded in the candidate's ``signals`` (what ``explain`` shows)."""
+    if not candidates:
+        return candidates
+    p = params
+    if query.question:
+        p = replace(p, coherence=p.question_coherence, same_file=p.question_same_file, tiny_lines=p.question_tiny_lines)
+    intent = _intent(query)
+    terms = query.tokens
+    top = max(c.score for c in candidates) or 1.0
+    coherent = _coherence(candidates) if p.coherence else {}
     for c in candidates:
         factor = 1.0
-        boost = 0.0
-        stem = stem_of(c.path)
-        own_qualified = _qualified(c.symbol) if qualified and c.symbol else ""
-        if own_qualified and (own_qualified == qualified or own_qualified.endswith("." + qualified)):
-            # the query's words spell this chunk's qualified name ("TokenBucket Allow" for the method
-            # TokenBucket.Allow): as strong as an identifier query for it
-            boost += p.definition
-            c.signals["definition"] = 1.0
-        elif names:
-            text = texts.get(c.chunk_id) if texts is not None else None
-            defined = defined_names(text, spellings) if text is not None else None
-            for name, strength in names:
-                share = _definition_share(c, name, defined, p)
-                if share:
-                    boost += p.definition * strength * share
-                    c.signals["definition"] = strength * share
-                    if p.stem and _flat(stem) == _flat(name):
-                        boost += p.stem * strength * share
-                        c.signals["stem"] = strength * share
+        boost = _definition_boost(c, query, intent, p)
         if c.symbol and terms and p.symbol_words:
             overlap = len(terms & _symbol_tokens(c.symbol)) / len(terms)
             factor *= 1.0 + p.symbol_words * overlap
-        if words and p.path_words:
-            share = _path_share(words, c.path)
+            c.signals["symbol_words"] = overlap
+        if query.words and p.path_words:
+            share = _path_share(list(query.words), c.path)
             boost += p.path_words * share
             c.signals["path_words"] = share
-        if p.coherence and file_count[c.file_id] > 1 and best_of_file[c.file_id] is c:
-            lift = file_sum[c.file_id] / best_file_sum
-            boost += p.coherence * lift
-            c.signals["coherence"] = lift
+        if c.chunk_id in coherent:
+            boost += p.coherence * coherent[c.chunk_id]
+            c.signals["coherence"] = coherent[c.chunk_id]
         if c.kind in DEFINITION_KINDS:
             factor *= p.definition_kind
-        prior = 1.0
-        if not wants_tests and is_test_path(c.path):
-            prior *= p.test
-        if not wants_docs and (c.language in _DOC_LANGUAGES or _DOC_PATH.search(c.path)):
-            prior *= p.doc
-        if not wants_compat and _COMPAT_PATH.search(c.path):
-            prior *= p.compat
-        base = c.path.rsplit("/", 1)[-1]
-        if base in _BARRELS:
-            prior *= p.barrel
-        if base.endswith(".d.ts"):
-            prior *= p.dts
-        if 0 < c.lines < p.tiny_lines:
-            prior *= p.tiny
+        prior = _prior(c, intent, p)
         c.signals["prior"] = prior
         c.score = (c.score * factor + top * boost) * prior
-
     candidates.sort(key=lambda c: (-c.score, c.chunk_id))
     if p.same_file < 1.0:  # one slot per file before others get a chance
-        seen: dict[int, int] = {}
-        for c in candidates:
-            n = seen.get(c.file_id, 0)
-            if n:
-                c.score *= p.same_file**n
-            seen[c.file_id] = n + 1
-        candidates.sort(key=lambda c: (-c.score, c.chunk_id))
+        _one_slot_per_file(candidates, p.same_file)
     return candidates
-
-
-def _qualified(symbol: str) -> str:
-    """A qualified name in one spelling: segments joined by dots, lower case (``Foo::bar()``,
-    ``Foo#bar`` and ``Foo->bar`` are all ``foo.bar``)."""
-    parts = re.split(r"(?:::|[.#]|->)+", symbol.removesuffix("()"))
-    return ".".join(part.lower() for part in parts if part)

@@ -110,6 +110,8 @@ def _hit(h: SearchHit, query: str, detail: Detail, allowance: int) -> Hit:
         "language": h.language,
         "score": h.score,
     }
+    if h.explain is not None:
+        out["explain"] = h.explain
     if detail == "locations":
         return out
     if detail == "full":

@@ -97,6 +97,9 @@ class Hit(TypedDict):
     truncated: NotRequired[bool]
     context_before: NotRequired[str]
     context_after: NotRequired[str]
+    # asked for (``explain``): each arm's rank and raw and normalised score, the fused score and the
+    # ranking stage's factors (search/ranking.py)
+    explain: NotRequired[dict[str, float]]
 
 
 # a searched repository's index: when it was last synced, and whether it may be behind its files (a file

@@ -46,17 +46,20 @@ async def search_code(
     directory: DirectoryArg = None,
     limit: Annotated[int, Field(ge=1, le=50, description="How many results at most, e.g. 5.")] = 10,
     detail: DetailArg = "snippets",
+    explain: Annotated[
+        bool,
+        Field(description="e.g. true: also say why each result ranks where it does (arm scores, ranking factors)."),
+    ] = False,
 ) -> Annotated[CallToolResult, SearchResult]:
     """Find code by meaning or identifier (hybrid semantic + keyword search, ranked). Use grep for exact
     strings or regexes, find_symbol for definitions, find_references for uses. Each result:
     path:start-end, symbol, kind, snippet."""
     app = app_of(ctx)
-    project = await app.project(ctx, project_id, must_exist=True)
+    project = await app.project(ctx, project_id, must_exist=False)  # the search says if it is unknown
     filters = SearchFilters(repository_id, language, file_type, directory)
-    repo_ids = [f.repository_id for f in await app.repositories(project, filters)]
     async with app.search_slots:
         result = await app.runtime.search.search(
-            query, project_id=project, filters=filters, limit=limit, max_chars=render.FULL_STEPS[0]
+            query, project_id=project, filters=filters, limit=limit, max_chars=render.FULL_STEPS[0], explain=explain
         )
     base: SearchResult = {
         "results": [],
@@ -71,6 +74,7 @@ async def search_code(
     if result.freshness:
         base["freshness"] = records(result.freshness)
     if not result.hits:
+        repo_ids = [f.repository_id for f in await app.repositories(project, filters)]
         base["message"] = await app.why_empty(project, repo_ids, filters, "search_code")
     return render.search(base, result, detail)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -241,12 +242,29 @@ def _configurer(idle_tx_timeout_ms: int) -> Callable[[Conn], Awaitable[None]]:
         await register_vector_async(conn)
         # A process paused or hung inside a transaction (SIGSTOP, a debugger, a frozen VM) must not hold
         # its row locks forever: the server ends such a session, rolling its transaction back.
+        # Nearest-vector searches (storage/retrieval.py) read 100 candidates per HNSW layer and keep
+        # scanning while filters drop rows, set once per session so that a search's statement needs no
+        # SET of its own (the placeholders take effect when pgvector's library loads).
         await conn.execute(
-            "SELECT set_config('idle_in_transaction_session_timeout', %s, false)", (str(idle_tx_timeout_ms),)
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, false), "
+            " set_config('hnsw.ef_search', '100', false), set_config('hnsw.iterative_scan', 'relaxed_order', false)",
+            (str(idle_tx_timeout_ms),),
         )
         await conn.commit()
 
     return configure
+
+
+async def check_idle_connection(conn: Conn) -> None:
+    """The pool's check of a connection it hands out. A connection idle in the pool has nothing to read
+    unless the server closed it (restarted, or ended the session) or sent it something unasked (a
+    notice): its socket is looked at without a round trip, and the server is asked only then; a
+    connection found broken is replaced, so a restarted embedded server costs no caller an error."""
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 async def open_database(settings: Settings, *, min_size: int = 1, max_size: int = 8) -> Database:
@@ -286,7 +304,7 @@ async def open_database(settings: Settings, *, min_size: int = 1, max_size: int 
         kwargs={"row_factory": dict_row, "application_name": application_name()},
         configure=_configurer(int(settings.job_heartbeat_timeout_seconds * 1000)),
         open=False,
-        check=AsyncConnectionPool.check_connection,
+        check=check_idle_connection,
     )
     try:
         await pool.open(wait=True, timeout=30)

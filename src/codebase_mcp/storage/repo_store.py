@@ -41,10 +41,10 @@ async def find_repository(conn: Conn, project_id: str, ref: str) -> Repository:
         "WHERE project_id = %s AND (id::text = %s OR root_path = %s OR name = %s) ORDER BY id",
         (project_id, ref, ref, ref),
     )
-    return _repository(_one(await cur.fetchall(), project_id, ref))
+    return _repository(one_repository(await cur.fetchall(), project_id, ref))
 
 
-def _one(rows: list[dict[str, Any]], project_id: str, ref: str) -> dict[str, Any]:
+def one_repository(rows: list[dict[str, Any]], project_id: str, ref: str) -> dict[str, Any]:
     if not rows:
         raise NotFound(f"No repository {ref!r} in project {project_id!r}. List them with `codebase-mcp repos`.")
     if len(rows) > 1:
@@ -69,7 +69,7 @@ async def search_scope(conn: Conn, project_id: str, ref: str | None) -> list[Rep
     )
     rows = await cur.fetchall()
     if ref is not None:
-        rows = [_one(rows, project_id, ref)]
+        rows = [one_repository(rows, project_id, ref)]
     return [
         RepositoryFreshness.read(int(r["id"]), clean(r["name"], 200), r["last_indexed_at"], r["changed_ago"], r["job"])
         for r in rows

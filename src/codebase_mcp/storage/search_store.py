@@ -40,19 +40,24 @@ and the query runs again, up to ``MAX_ROWS`` estimated candidates. Ties: lower c
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from psycopg import sql
 
 from codebase_mcp.core import analysis
-from codebase_mcp.domain import ChunkContext, RetrievedChunk, SearchFilters
+from codebase_mcp.core.untrusted import clean
+from codebase_mcp.domain import (
+    Bm25Stats,
+    ChunkContext,
+    RepositoryFreshness,
+    RetrievedChunk,
+    SearchContext,
+    SearchFilters,
+)
 from codebase_mcp.errors import InvalidInput
 from codebase_mcp.storage.database import TO_EMBED, Conn
+from codebase_mcp.storage.repo_store import one_repository as _one
 
 K1 = 1.2
 B = 0.75
@@ -66,22 +71,6 @@ MIN_DEPTH = 100  # postings read at least, for the most common lexeme
 RESCORED_PER_RESULT = 4  # chunks rescored exactly per result wanted (at least MIN_RESCORED)
 MIN_RESCORED = 200
 IMPACT_AVGDL = 100.0  # the reference length of bm25_impact() (migration 0008)
-
-
-@dataclass(frozen=True)
-class Bm25Stats:
-    """Statistics of the searched repositories: chunk count, average length, document frequencies."""
-
-    chunks: int
-    avgdl: float
-    df: dict[str, int]
-    #: the searched repositories whose postings are being built in bulk (migration 0009): their keyword
-    #: arm reads the GIN candidates, the others' their postings
-    loading: frozenset[int] = frozenset()
-
-    def idf(self, lexeme: str) -> float:
-        df = self.df.get(lexeme, 0)
-        return math.log(1.0 + (self.chunks - df + 0.5) / (df + 0.5))
 
 
 async def bm25_stats(conn: Conn, repo_ids: list[int], lexes: list[str]) -> Bm25Stats:
@@ -100,6 +89,76 @@ async def bm25_stats(conn: Conn, repo_ids: list[int], lexes: list[str]) -> Bm25S
     df = {str(k): int(v) for k, v in (row["df"] if row else {}).items()}
     loading = frozenset(int(r) for r in row["loading"]) if row else frozenset()
     return Bm25Stats(chunks=n, avgdl=total / n if n else 1.0, df=df, loading=loading)
+
+
+_CONTEXT = (
+    "WITH scope AS MATERIALIZED ("
+    " SELECT r.id, r.name, r.last_indexed_at, "
+    "  extract(epoch FROM now() - r.changes_pending_at)::float8 AS changed_ago, j.status::text AS job "
+    " FROM repositories r LEFT JOIN LATERAL ("
+    "  SELECT j.status FROM indexing_jobs j WHERE j.project_id = r.project_id AND j.repo_path = r.root_path "
+    "  AND j.status IN ('pending', 'running') LIMIT 1) j ON true "
+    " WHERE r.project_id = %(p)s "
+    "  AND (%(ref)s::text IS NULL OR r.id::text = %(ref)s OR r.root_path = %(ref)s OR r.name = %(ref)s)), "
+    "ids AS (SELECT coalesce(array_agg(id), '{}') AS ids FROM scope), "
+    "facts AS (SELECT "
+    " EXISTS (SELECT 1 FROM projects WHERE id = %(p)s) AS project, "
+    " (SELECT id FROM embedding_models WHERE name = %(model)s) AS model_id, "
+    " %(model)s::text IS NOT NULL AND EXISTS (SELECT 1 FROM chunks, ids WHERE repository_id = ANY(ids.ids) "
+    "  AND embedding IS NULL AND " + TO_EMBED + ") AS pending, "
+    " (SELECT coalesce(sum(chunks), 0)::bigint FROM bm25_docs, ids WHERE repository_id = ANY(ids.ids)) AS n, "
+    " (SELECT coalesce(sum(total_len), 0)::bigint FROM bm25_docs, ids WHERE repository_id = ANY(ids.ids)) AS total, "
+    " (SELECT coalesce(json_object_agg(lexeme, df), '{}'::json) FROM ("
+    "   SELECT lexeme, sum(df)::bigint AS df FROM bm25_terms, ids "
+    "   WHERE repository_id = ANY(ids.ids) AND lexeme = ANY(%(lexes)s) GROUP BY lexeme) t) AS df, "
+    " array(SELECT repository_id FROM bm25_bulk, ids WHERE repository_id = ANY(ids.ids)) AS loading, "
+    " CASE WHEN %(languages)s THEN array(SELECT DISTINCT language FROM files, ids "
+    "  WHERE repository_id = ANY(ids.ids) ORDER BY language) END AS languages, "
+    " array(SELECT coalesce((ts_lexize('english_stem', t.w))[1], '') "
+    "  FROM unnest(%(words)s::text[]) WITH ORDINALITY AS t(w, n) ORDER BY t.n) AS stems) "
+    "SELECT f.*, s.id, s.name, s.last_indexed_at, s.changed_ago, s.job FROM facts f LEFT JOIN scope s ON true "
+    "ORDER BY s.id"
+)
+
+
+async def search_context(
+    conn: Conn, project_id: str, ref: str | None, lexes: Sequence[str], model: str | None, *, languages: bool
+) -> SearchContext:
+    """Everything a search reads before retrieval (``SearchContext``), in one statement; it also has the
+    server check the stems of the words this process stemmed and did not have checked yet
+    (``core/analysis.py``). ``ref`` names one repository (id, path or name); ``model`` the query model
+    (None: no dense arm)."""
+    words = analysis.unchecked_words()
+    cur = await conn.execute(
+        _CONTEXT,
+        {"p": project_id, "ref": ref, "lexes": list(lexes), "model": model, "words": words, "languages": languages},
+    )
+    rows = await cur.fetchall()
+    facts = rows[0]
+    corrected = bool(words) and bool(analysis.record_server_stems(dict(zip(words, facts["stems"], strict=True))))
+    found = [r for r in rows if r["id"] is not None]
+    if facts["project"] and ref is not None:
+        found = [_one(found, project_id, ref)]
+    n, total = int(facts["n"]), int(facts["total"])
+    return SearchContext(
+        project_exists=bool(facts["project"]),
+        scope=tuple(
+            RepositoryFreshness.read(
+                int(r["id"]), clean(r["name"], 200), r["last_indexed_at"], r["changed_ago"], r["job"]
+            )
+            for r in found
+        ),
+        stats=Bm25Stats(
+            chunks=n,
+            avgdl=total / n if n else 1.0,
+            df={str(k): int(v) for k, v in facts["df"].items()},
+            loading=frozenset(int(r) for r in facts["loading"]),
+        ),
+        model_id=facts["model_id"],
+        vectors_pending=bool(facts["pending"]),
+        languages=tuple(facts["languages"]) if facts["languages"] is not None else None,
+        stems_corrected=corrected,
+    )
 
 
 async def check_stems(conn: Conn) -> bool:
@@ -200,17 +259,6 @@ def conditions(filters: SearchFilters) -> tuple[list[sql.Composable], dict[str, 
     return conds, params
 
 
-async def any_unembedded(conn: Conn, repo_ids: list[int]) -> bool:
-    """Whether some chunk of these repositories still lacks a vector (partial index: cheap)."""
-    cur = await conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM chunks WHERE repository_id = ANY(%s) AND embedding IS NULL "
-        f"AND {TO_EMBED}) AS pending",
-        (repo_ids,),
-    )
-    row = await cur.fetchone()
-    return bool(row and row["pending"])
-
-
 def retrieved_chunks(rows: Sequence[dict[str, Any]], score: str) -> list[RetrievedChunk]:
     return [
         RetrievedChunk(
@@ -218,14 +266,6 @@ def retrieved_chunks(rows: Sequence[dict[str, Any]], score: str) -> list[Retriev
         )
         for r in rows
     ]
-
-
-async def keyword_candidates(
-    conn: Conn, repo_ids: list[int], filters: SearchFilters, lexes: list[str], limit: int
-) -> list[RetrievedChunk]:
-    """The ``limit`` best chunks by BM25 for these lexemes (see the module's docstring)."""
-    found, _ = await keyword_search(conn, repo_ids, filters, lexes, limit)
-    return found
 
 
 def impact_bound(impact: float, avgdl: float) -> float:
@@ -241,100 +281,6 @@ def impact_bound(impact: float, avgdl: float) -> float:
     return 1.0 if denominator <= 1.0 else 1.0 / denominator
 
 
-async def keyword_search(
-    conn: Conn, repo_ids: list[int], filters: SearchFilters, lexes: list[str], limit: int
-) -> tuple[list[RetrievedChunk], bool]:
-    """The ``limit`` best chunks by BM25 from the postings (module docstring), and whether that top is
-    provably exact. Falls back to the GIN path when filters leave fewer than ``limit`` chunks among the
-    postings read."""
-    stats = await bm25_stats(conn, repo_ids, lexes)
-    present = sorted((lex for lex in lexes if stats.df.get(lex, 0) > 0), key=lambda x: (stats.df[x], x))
-    if not present or not stats.chunks:
-        return [], True
-    ready = [r for r in repo_ids if r not in stats.loading]
-    loading = [r for r in repo_ids if r in stats.loading]
-    found: list[dict[str, Any]] = []
-    exact = True
-    if ready:
-        rows, exact = await _postings_top(conn, ready, filters, present, stats, limit)
-        found.extend(rows)
-    if loading:  # no postings yet: the GIN candidates, one bounded query (LOADING_MAX_ROWS)
-        rows, loading_exact = await _gin_top(
-            conn, loading, filters, present, stats, limit, LOADING_MAX_ROWS, from_text=True
-        )
-        found.extend(rows)
-        exact = exact and loading_exact
-    found.sort(key=lambda r: (-float(r["score"]), r["id"]))
-    return retrieved_chunks(found[:limit], "score"), exact
-
-
-async def _postings_top(
-    conn: Conn, repo_ids: list[int], filters: SearchFilters, present: list[str], stats: Bm25Stats, limit: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """``keyword_search`` over repositories whose postings are built: the best rows, and whether exact."""
-    idf = [stats.idf(lex) for lex in present]
-    conds, params = conditions(filters)
-    where = sql.SQL(" AND ").join([sql.SQL("TRUE"), *conds])
-    rescored = max(RESCORED_PER_RESULT * limit, MIN_RESCORED)
-    # a lexeme's depth follows its weight: the rarest reads POSTINGS_DEPTH, a word in most chunks (low
-    # idf, little to add to any score) fewer, at least MIN_DEPTH
-    depth = [max(MIN_DEPTH, round(POSTINGS_DEPTH * w / max(idf))) for w in idf]
-    # every lexeme's postings fit in its depth: the partial scores are the scores
-    whole = all(stats.df[lex] <= d for lex, d in zip(present, depth, strict=True))
-    exact_score = sql.SQL(
-        "(SELECT sum(q.idf * cardinality(u.positions) / (cardinality(u.positions) + %(k1)s * "
-        "   (1 - %(b)s + %(b)s * b.doc_len / %(avgdl)s))) "
-        " FROM unnest(ts_filter(setweight(b.tsv, 'A', %(lex)s), '{a}')) AS u "
-        " JOIN unnest(%(lex)s::text[], %(idf)s::float8[]) AS q(lexeme, idf) ON q.lexeme = u.lexeme)"
-    )
-    stmt = sql.SQL(
-        "WITH q AS (SELECT * FROM unnest(%(lex)s::text[], %(idf)s::float8[], %(depth)s::int[]) "
-        " AS q(lexeme, idf, depth)), "
-        "top AS MATERIALIZED ("
-        " SELECT r.id AS repo, q.lexeme, q.depth, p.chunk_id, p.impact, "
-        "  q.idf * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.doc_len / %(avgdl)s)) AS part "
-        " FROM unnest(%(repos)s::bigint[]) AS r(id) CROSS JOIN q CROSS JOIN LATERAL ("
-        "  SELECT p.chunk_id, p.tf, p.doc_len, p.impact FROM bm25_postings p "
-        "  WHERE p.repository_id = r.id AND p.lexeme = q.lexeme "
-        "  ORDER BY p.impact DESC, p.chunk_id LIMIT q.depth) p), "
-        "cuts AS (SELECT repo, lexeme, min(impact) AS impact FROM top GROUP BY 1, 2, depth HAVING count(*) >= depth), "
-        "partial AS (SELECT chunk_id, sum(part) AS partial FROM top GROUP BY chunk_id {prelimit}), "
-        "best AS ("
-        " SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines, "
-        "  c.tsv, c.doc_len, partial.partial "
-        " FROM partial JOIN chunks c ON c.id = partial.chunk_id JOIN files f ON f.id = c.file_id "
-        " WHERE {where} ORDER BY partial.partial DESC, c.id LIMIT %(rescored)s) "
-        "SELECT b.id, b.file_id, b.path, b.symbol, b.kind, b.language, b.lines, b.partial, "
-        " NULL::text AS cut_lexeme, NULL::bigint AS cut_repo, NULL::real AS cut_impact, "
-        " {score} AS score FROM best b "
-        "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, lexeme, repo, impact, NULL FROM cuts"
-    ).format(
-        where=where,
-        score=sql.SQL("b.partial") if whole else exact_score,
-        # without filters, only the best partial scores need their chunk rows
-        prelimit=sql.SQL("" if conds else "ORDER BY partial DESC, chunk_id LIMIT %(rescored)s"),
-    )
-    params.update(repos=repo_ids, k1=K1, b=B, avgdl=stats.avgdl, lex=present, idf=idf, depth=depth, rescored=rescored)
-    cur = await conn.execute(stmt, params)
-    rows = await cur.fetchall()
-    hits = sorted((r for r in rows if r["id"] is not None), key=lambda r: (-float(r["score"]), r["id"]))
-    # a chunk in no list read has, for each lexeme whose list was cut, a tf part at most the cut's
-    idf_of = dict(zip(present, idf, strict=True))
-    unseen: dict[int, float] = {}
-    for r in rows:
-        if r["id"] is None:
-            cut = idf_of[r["cut_lexeme"]] * impact_bound(float(r["cut_impact"]), stats.avgdl)
-            unseen[r["cut_repo"]] = unseen.get(r["cut_repo"], 0.0) + cut
-    bound = max(unseen.values(), default=0.0)
-    if bound > 0.0 and len(hits) < limit:
-        return await _gin_top(conn, repo_ids, filters, present, stats, limit, MAX_ROWS)
-    # a chunk read but not rescored scores at most its partial score plus the cut lists' bound
-    if bound > 0.0 and len(hits) >= rescored:
-        bound += min(float(r["partial"]) for r in hits)
-    exact = bound == 0.0 or (len(hits) >= limit and float(hits[limit - 1]["score"]) >= bound)
-    return hits[:limit], exact
-
-
 async def keyword_candidates_gin(
     conn: Conn, repo_ids: list[int], filters: SearchFilters, lexes: list[str], limit: int
 ) -> list[RetrievedChunk]:
@@ -345,11 +291,11 @@ async def keyword_candidates_gin(
     present = sorted((lex for lex in lexes if stats.df.get(lex, 0) > 0), key=lambda x: (stats.df[x], x))
     if not present or not stats.chunks:
         return []
-    rows, _ = await _gin_top(conn, repo_ids, filters, present, stats, limit, MAX_ROWS)
+    rows, _ = await gin_top(conn, repo_ids, filters, present, stats, limit, MAX_ROWS)
     return retrieved_chunks(rows, "score")
 
 
-async def _gin_top(
+async def gin_top(
     conn: Conn,
     repo_ids: list[int],
     filters: SearchFilters,
@@ -359,6 +305,7 @@ async def _gin_top(
     max_rows: int,
     *,
     from_text: bool = False,
+    with_text: bool = False,
 ) -> tuple[list[dict[str, Any]], bool]:
     """The best rows over the GIN candidates (MaxScore, ``keyword_candidates_gin``), and whether exact:
     more lexemes select candidates until the top is exact or they would select over ``max_rows``.
@@ -379,11 +326,10 @@ async def _gin_top(
     )
     stmt = sql.SQL(
         "SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines, "
-        " (SELECT sum(q.idf * cardinality(u.positions) / (cardinality(u.positions) + %(k1)s * "
-        "    (1 - %(b)s + %(b)s * c.doc_len / %(avgdl)s))) "
+        " (SELECT sum(bm25(q.idf, cardinality(u.positions), c.doc_len, %(avgdl)s)) "
         "  FROM unnest(ts_filter(setweight(c.tsv, 'A', %(lex)s), '{{a}}')) AS u "
         "  JOIN unnest(%(lex)s::text[], %(idf)s::float8[]) AS q(lexeme, idf) ON q.lexeme = u.lexeme"
-        " ) AS score "
+        " ) AS score, CASE WHEN %(with_text)s THEN c.content END AS content "
         "FROM {source} ORDER BY score DESC, c.id LIMIT %(k)s"
     ).format(
         source=(
@@ -396,7 +342,7 @@ async def _gin_top(
             else sql.SQL("chunks c JOIN files f ON f.id = c.file_id WHERE {}").format(where)
         )
     )
-    params.update(repos=repo_ids, k=limit, k1=K1, b=B, avgdl=stats.avgdl, lex=present, idf=idf, cap=max_rows)
+    params.update(repos=repo_ids, k=limit, avgdl=stats.avgdl, lex=present, idf=idf, cap=max_rows, with_text=with_text)
     n = selecting_prefix(present, stats, min(ROW_BUDGET, max_rows))
     if from_text:  # until the end of the statements below (an error ends the transaction, and it)
         await conn.execute("SET LOCAL enable_seqscan = off")
@@ -418,40 +364,6 @@ async def _gin_top(
     if from_text:
         await conn.execute("RESET enable_seqscan")
     return rows, exact
-
-
-async def dense_candidates(
-    conn: Conn,
-    repo_ids: list[int],
-    filters: SearchFilters,
-    vector: npt.NDArray[np.float32],
-    model_id: int,
-    dimension: int,
-    limit: int,
-) -> list[RetrievedChunk]:
-    """The nearest chunks embedded by ``model_id``, nearest first (score = cosine distance). The HNSW
-    scan is iterative so that filters keep recall."""
-    conds, params = conditions(filters)
-    dim = sql.Literal(dimension)
-    where = sql.SQL(" AND ").join(
-        [sql.SQL("c.embedding_model_id = %(model_id)s"), sql.SQL("c.repository_id = ANY(%(repos)s)"), *conds]
-    )
-    stmt = sql.SQL(
-        "SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines, "
-        "(c.embedding::vector({dim})) <=> %(qv)s::vector({dim}) AS distance "
-        "FROM chunks c JOIN files f ON f.id = c.file_id WHERE {where} ORDER BY distance LIMIT %(k)s"
-    ).format(dim=dim, where=where)
-    await conn.execute("SET LOCAL hnsw.ef_search = 100")
-    await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    cur = await conn.execute(stmt, {**params, "repos": repo_ids, "k": limit, "qv": vector, "model_id": model_id})
-    rows = sorted(await cur.fetchall(), key=lambda r: r["distance"])
-    return retrieved_chunks(rows, "distance")
-
-
-async def chunk_texts(conn: Conn, chunk_ids: list[int]) -> dict[int, str]:
-    """Stored text of these chunks (the ranking stage reads their defining lines)."""
-    cur = await conn.execute("SELECT id, content FROM chunks WHERE id = ANY(%s)", (chunk_ids,))
-    return {r["id"]: r["content"] for r in await cur.fetchall()}
 
 
 async def chunk_contexts(conn: Conn, chunk_ids: list[int], lines: int) -> dict[int, ChunkContext]:
