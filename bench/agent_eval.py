@@ -41,11 +41,10 @@ from typing import Any
 from codebase_mcp.core.languages import is_test_path
 from codebase_mcp.domain import RetrievedChunk, SearchFilters, SearchHit, SearchMode
 from codebase_mcp.runtime import open_runtime
-from codebase_mcp.search.fusion import FusionWeights, fetch_size, fuse
-from codebase_mcp.search.query import query_kind
+from codebase_mcp.search.fusion import FusionWeights, fuse
+from codebase_mcp.search.query import analyse
 from codebase_mcp.search.ranking import DEFAULT, RankParams, rerank, with_definitions
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import repo_store, search_store
 from common import grid
 from eval_corpus import Source, fetch, unpack
 
@@ -280,22 +279,18 @@ async def collect(args: argparse.Namespace, repos: list[Repo], questions: list[Q
             await rt.indexer.index(repo.tree, project_id="agent-eval")
         engine = rt.search
         engine.rank_params = dataclasses.replace(DEFAULT, definition=1.0)  # fetch definitions whatever is tried
+        if args.model == "none":
+            engine.model = None
         for q in questions:
             filters = SearchFilters(repository=str(q.repo.tree.resolve()))
-            async with rt.db.connection() as conn:
-                scope = await repo_store.search_scope(conn, "agent-eval", filters.repository)
-            repo_ids = [f.repository_id for f in scope]
-            fetch = fetch_size(K, engine.candidates)
-            kw = await engine._keyword(q.question, repo_ids, filters, fetch)
-            dense = await engine._dense(q.question, repo_ids, filters, fetch) if args.model != "none" else []
-            defs = await engine._definitions(q.question, repo_ids, filters)
+            _, found = await engine.retrieved(q.question, project_id="agent-eval", filters=filters, limit=K)
+            kw, dense, defs = list(found.keyword), list(found.dense), list(found.definitions)
             ids |= {c.chunk_id for c in (*kw, *dense, *defs)}
             runs.append({"id": q.id, "kw": kw, "dense": dense, "defs": defs})
         async with rt.db.connection() as conn:
             cur = await conn.execute("SELECT id, start_line, end_line FROM chunks WHERE id = ANY(%s)", (sorted(ids),))
             where = {r["id"]: (r["start_line"], r["end_line"]) for r in await cur.fetchall()}
-            texts = await search_store.chunk_texts(conn, sorted(ids))
-    return {"runs": runs, "where": where, "texts": texts}
+    return {"runs": runs, "where": where}
 
 
 def replay(
@@ -312,11 +307,12 @@ def replay(
             continue
         kw: list[RetrievedChunk] = run["kw"]
         dense: list[RetrievedChunk] = run["dense"] if hybrid else []
-        bare = params.bare_word if params else True
-        cands = fuse(kw, dense, query_kind(q.question, bare_word=bare), weights)
+        p = params or DEFAULT
+        analysed = analyse(q.question, bare_word=p.bare_word, inside=p.inside)
+        cands = fuse(kw, dense, analysed.kind, weights)
         if params is not None:
             defs = run["defs"] if params.definition else []
-            cands = rerank(with_definitions(cands, defs), q.question, params, data["texts"])
+            cands = rerank(with_definitions(cands, defs), analysed, params)
         hits = [Located(c.path, *data["where"][c.chunk_id], c.symbol, c.kind, c.score) for c in cands[:K]]
         out.append((q, score(q, hits)))  # type: ignore[arg-type]
     return out

@@ -32,7 +32,7 @@ from codebase_mcp.domain import SearchFilters
 from codebase_mcp.runtime import open_runtime
 from codebase_mcp.search.query import tail
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import search_store
+from codebase_mcp.storage import retrieval, search_store
 from common import grid, percentile
 
 _SENTENCE = re.compile(r'(?:"""|\'\'\'|/\*\*|///|//!|#)\s*([A-Z][^.\n]*(?:\n[^.\n"]*)?\.)')
@@ -105,7 +105,7 @@ async def main(args: argparse.Namespace) -> None:
                     t0 = time.perf_counter()
                     async with rt.db.connection() as conn:
                         if label == "postings arm":
-                            found, exact = await search_store.keyword_search(conn, repos, SearchFilters(), lexes, 50)
+                            found, exact = await retrieval.keyword_search(conn, repos, SearchFilters(), lexes, 50)
                         else:
                             ref = await search_store.keyword_candidates_gin(conn, repos, SearchFilters(), lexes, 50)
                     ms = (time.perf_counter() - t0) * 1000

@@ -21,13 +21,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codebase_mcp.domain import RetrievedChunk, SearchFilters
+from codebase_mcp.domain import RetrievedChunk
 from codebase_mcp.runtime import open_runtime
-from codebase_mcp.search.fusion import FusionWeights, fetch_size, fuse
-from codebase_mcp.search.query import query_kind
+from codebase_mcp.search.fusion import FusionWeights, fuse
+from codebase_mcp.search.query import analyse
 from codebase_mcp.search.ranking import DEFAULT, RankParams, rerank, with_definitions
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import repo_store, search_store
 from eval_corpus import KINDS, LANGUAGES, QUERIES, Query, load_queries
 
 K = 10
@@ -43,15 +42,10 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
     async with open_runtime(settings) as rt:
         engine = rt.search
         engine.rank_params = dataclasses.replace(DEFAULT, bare_word=True, inside=0.5, definition=1.0)
-        filters = SearchFilters()
         for language in args.languages:
-            async with rt.db.connection() as conn:
-                repo_ids = await repo_store.repository_ids(conn, f"eval-{language}")
             for q in (q for q in queries if q.language == language):
-                fetch = fetch_size(K, engine.candidates)
-                kw = await engine._keyword(q.query, repo_ids, filters, fetch)
-                dense = await engine._dense(q.query, repo_ids, filters, fetch)
-                defs = await engine._definitions(q.query, repo_ids, filters)
+                _, found = await engine.retrieved(q.query, project_id=f"eval-{language}", limit=K)
+                kw, dense, defs = list(found.keyword), list(found.dense), list(found.definitions)
                 chunk_ids |= {c.chunk_id for c in (*kw, *dense, *defs)}
                 out.append({"q": q, "kw": kw, "dense": dense, "defs": defs})
             print(f"{language}: collected", file=sys.stderr)
@@ -62,8 +56,7 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
                 (sorted(chunk_ids),),
             )
             where = {r["id"]: (r["repo"], r["start_line"], r["end_line"]) for r in await cur.fetchall()}
-            texts = await search_store.chunk_texts(conn, sorted(chunk_ids))
-    return {"runs": out, "where": where, "texts": texts}
+    return {"runs": out, "where": where}
 
 
 def rank_of(q: Query, ids: list[int], paths: dict[int, str], where: dict[int, tuple[str, int, int]]) -> int | None:
@@ -84,11 +77,12 @@ def evaluate(
         q: Query = run["q"]
         kw: list[RetrievedChunk] = run["kw"]
         dense: list[RetrievedChunk] = run["dense"]
-        bare = params.bare_word if params else True
-        cands = fuse(kw, dense, query_kind(q.query, bare_word=bare), weights)
+        p = params or DEFAULT
+        analysed = analyse(q.query, bare_word=p.bare_word, inside=p.inside)
+        cands = fuse(kw, dense, analysed.kind, weights)
         if params is not None:
             defs = run["defs"] if fetched and params.definition else []
-            cands = rerank(with_definitions(cands, defs), q.query, params, data.get("texts"))
+            cands = rerank(with_definitions(cands, defs), analysed, params)
         paths = {c.chunk_id: c.path for c in cands}
         r = rank_of(q, [c.chunk_id for c in cands], paths, where)
         for key in ((q.language, q.kind), (q.language, "all"), ("all", q.kind), ("all", "all")):

@@ -125,6 +125,22 @@ class SearchEngine:
             analysed.text, hits, len(candidates), _ms(started), mode, warning[0] if warning else None, fresh
         )
 
+    async def retrieved(
+        self, query: str, *, project_id: str = "default", filters: SearchFilters | None = None, limit: int = 10
+    ) -> tuple[AnalysedQuery, Retrieved]:
+        """What the retrievers return for ``query`` before fusion and ranking, every arm with the
+        chunks' text and the definitions of asked names (the ranking benches replay fusion and ranking
+        over them)."""
+        analysed = analyse(check_query(query), bare_word=self.rank_params.bare_word, inside=self.rank_params.inside)
+        filters = filters or SearchFilters()
+        vector = await self._embed(analysed.text, "dense", []) if self.model is not None else None
+        async with self.db.connection() as conn:
+            context = await self._context(conn, analysed, project_id, filters, dense=vector is not None)
+            mode: SearchMode = "hybrid" if vector is not None else "keyword"
+            return analysed, await self._retrieve(
+                conn, analysed, context, filters, check_limit(limit), mode, True, vector, with_text=True
+            )
+
     async def _context(
         self, conn: Conn, analysed: AnalysedQuery, project_id: str, filters: SearchFilters, *, dense: bool
     ) -> SearchContext:
@@ -164,6 +180,8 @@ class SearchEngine:
         mode: SearchMode,
         rank: bool,
         vector: npt.NDArray[np.float32] | None,
+        *,
+        with_text: bool = False,
     ) -> Retrieved:
         fetch = fetch_size(limit, self.candidates)
         keyword = KeywordArm(analysed.lexemes, context.stats) if mode != "dense" and analysed.lexemes else None
@@ -180,7 +198,7 @@ class SearchEngine:
             dense=dense,
             tails=tails,
             tails_limit=DEFINITIONS_FETCHED,
-            with_text=rank and bool(analysed.names),
+            with_text=with_text or (rank and bool(analysed.names)),
         )
 
     async def _hydrate(self, conn: Conn, top: list[Candidate], max_chars: int, explain: bool) -> tuple[SearchHit, ...]:
