@@ -10,7 +10,7 @@ comment in a chunk, 4 to 30 words). Every query runs once to warm the caches, th
 ``SearchEngine.search`` in process (no MCP round trip): keyword mode, and hybrid mode with the ranking
 stage (the fake model: with no vectors stored the dense arm returns nothing, so hybrid measures
 everything else a search does). The keyword arm alone is also timed on the postings path
-(``search_store.keyword_search``) and on the former path that scores every GIN candidate from its
+(``retrieval.keyword_search``) and on the former path that scores every GIN candidate from its
 tsvector (``keyword_candidates_gin``, exact), and the two tops are compared: how often the postings path
 proves its top exact, and how much of the exact top 10 it returns.
 """
@@ -71,7 +71,7 @@ async def draw_queries(rt: object, n: int, seed: int) -> list[tuple[str, str]]:
 
 async def main(args: argparse.Namespace) -> None:
     settings = Settings(home=Path(args.home), embedding_provider="fake")
-    search_store.POSTINGS_DEPTH = args.depth
+    retrieval.POSTINGS_DEPTH = args.depth
     async with open_runtime(settings) as rt:
         async with rt.db.connection() as conn:
             cur = await conn.execute("SELECT count(*) AS n FROM chunks")
@@ -145,7 +145,7 @@ if __name__ == "__main__":
     parser.add_argument("--home", required=True, help="CODEBASE_MCP_HOME of the indexed corpus")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--depth", type=int, default=search_store.POSTINGS_DEPTH, help="postings read per lexeme")
+    parser.add_argument("--depth", type=int, default=retrieval.POSTINGS_DEPTH, help="postings read per lexeme")
     parsed = parser.parse_args()
     if not Path(parsed.home).is_dir():
         sys.exit(f"{parsed.home} does not exist: index a corpus there first (see the docstring)")

@@ -359,8 +359,8 @@ async def test_postings_read_to_a_depth_match_the_exact_top(
             full, full_exact = await retrieval.keyword_search(conn, repos, SearchFilters(), lexes, 5)
             assert full_exact
             assert [(c.chunk_id, round(c.score, 9)) for c in full] == [(c.chunk_id, round(c.score, 9)) for c in exact]
-            monkeypatch.setattr(search_store, "POSTINGS_DEPTH", 6)
-            monkeypatch.setattr(search_store, "MIN_DEPTH", 3)
+            monkeypatch.setattr(retrieval, "POSTINGS_DEPTH", 6)
+            monkeypatch.setattr(retrieval, "MIN_DEPTH", 3)
             cut, cut_exact = await retrieval.keyword_search(conn, repos, SearchFilters(), lexes, 2)
             proven += cut_exact
             monkeypatch.undo()
@@ -370,8 +370,8 @@ async def test_postings_read_to_a_depth_match_the_exact_top(
                 assert [c.chunk_id for c in cut] == [c.chunk_id for c in exact[:2]]
         assert proven  # the lists were cut, and the bound still proved the top
         # a filter that leaves too few chunks among the postings read falls back to every candidate
-        monkeypatch.setattr(search_store, "POSTINGS_DEPTH", 2)
-        monkeypatch.setattr(search_store, "MIN_DEPTH", 2)
+        monkeypatch.setattr(retrieval, "POSTINGS_DEPTH", 2)
+        monkeypatch.setattr(retrieval, "MIN_DEPTH", 2)
         lexes = query_lexemes(["value"])
         glob = SearchFilters(path_glob="m3*.py")
         narrow, _ = await retrieval.keyword_search(conn, repos, glob, lexes, 5)

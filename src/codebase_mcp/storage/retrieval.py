@@ -25,15 +25,16 @@ from codebase_mcp.storage.database import Conn
 from codebase_mcp.storage.search_store import (
     LOADING_MAX_ROWS,
     MAX_ROWS,
-    MIN_DEPTH,
-    MIN_RESCORED,
-    POSTINGS_DEPTH,
-    RESCORED_PER_RESULT,
     bm25_stats,
     conditions,
     gin_top,
     impact_bound,
 )
+
+POSTINGS_DEPTH = 1000  # postings read per query lexeme and repository, highest impact first (rarest lexeme)
+MIN_DEPTH = 100  # postings read at least, for the most common lexeme
+RESCORED_PER_RESULT = 4  # chunks rescored exactly per result wanted (at least MIN_RESCORED)
+MIN_RESCORED = 200
 
 #: the columns every retriever's block yields, in this order
 COLUMNS = (

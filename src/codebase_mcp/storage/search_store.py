@@ -15,7 +15,8 @@ Scoring is BM25 (Lucene's variant, as ``bm25s``: idf = ln(1 + (N - df + 0.5) / (
 tf / (tf + k1 (1 - b + b dl / avgdl))), read from **postings** (migration 0008): ``bm25_postings`` holds
 one row per (chunk, lexeme) with the term frequency, the chunk's length and an *impact* (the tf part at a
 fixed reference avgdl of 100), indexed by (repository, lexeme, impact descending) with tf and length
-included, and kept by the same triggers as the statistics. ``keyword_search`` reads, for each query
+included, and kept by the same triggers as the statistics. The postings retriever (``storage/retrieval.py``)
+reads, for each query
 lexeme and repository, its ``POSTINGS_DEPTH`` (1,000) best postings by impact (an index-only range
 scan), sums each chunk's parts over the lists it appears in (a lower bound of its score: exact when no
 list was cut), joins the filters, and rescores the best ``4 x limit`` (at least 200) exactly from their
@@ -28,7 +29,7 @@ the last impact read allows at the real avgdl, ``impact_bound``); the bench
 (``bench/keyword_latency.py``) reports how often. The cost no longer grows with the number of chunks
 holding a common word: at most depth x lexemes postings and a few hundred rescored chunks.
 
-``keyword_candidates_gin`` is the former path, kept for filters that leave fewer than ``limit`` chunks
+``gin_top`` scores the GIN candidates instead, for filters that leave fewer than ``limit`` chunks
 among the postings read (then exact over every GIN candidate) and as the bench's reference. Candidates,
 with a row budget and still exact (MaxScore): query lexemes are sorted rarest first by our ``df``; the
 rarest ones whose document frequencies add up to at most ``ROW_BUDGET`` chunks select the candidates
@@ -66,10 +67,6 @@ MAX_ROWS = 40000  # estimated candidate chunks beyond which the top is no longer
 #: the same, for a repository being bulk-loaded (no postings yet): its files are not all there, so its
 #: top need not be exact, but the search must stay fast beside the load: one query of at most this many
 LOADING_MAX_ROWS = 1000
-POSTINGS_DEPTH = 1000  # postings read per query lexeme and repository, highest impact first (rarest lexeme)
-MIN_DEPTH = 100  # postings read at least, for the most common lexeme
-RESCORED_PER_RESULT = 4  # chunks rescored exactly per result wanted (at least MIN_RESCORED)
-MIN_RESCORED = 200
 IMPACT_AVGDL = 100.0  # the reference length of bm25_impact() (migration 0008)
 
 
