@@ -2,7 +2,7 @@
 
 Chunks' keyword text (``tokens.search_text``) and query terms (``tokens.query_terms``) hold nothing but
 lowercase ASCII letters, digits, underscores and spaces. On that alphabet PostgreSQL's default parser
-and ``english`` configuration (issue 23, checked token shape by token shape with ``ts_debug``) do this:
+and ``english`` configuration (checked token shape by token shape with ``ts_debug``) do this:
 
 * underscores and spaces separate tokens; a token is a maximal run of letters and digits, except that
   a run starting with ``digits e digits`` followed by a letter is two tokens (``1e5x``: the scientific

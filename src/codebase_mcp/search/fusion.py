@@ -1,4 +1,4 @@
-"""Fusion of the keyword and dense lists (issue 11, item 2).
+"""Fusion of the keyword and dense lists.
 
 Each arm is over-fetched (``fetch_size``: about 5x the results wanted, at least 50). Its scores are
 min-max normalised over its own list (BM25 scores as they are; dense cosine distances turned into

@@ -1,4 +1,4 @@
-"""The ranking stage, over the fused candidates (search/fusion.py): what knows code (issue 11, item 3).
+"""The ranking stage, over the fused candidates (search/fusion.py): what knows code.
 
 In order, for each candidate (``top`` is the best fused score, so boosts are on the fused scale):
 

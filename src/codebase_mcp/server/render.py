@@ -196,5 +196,3 @@ def references(base: ReferenceResult, refs: Sequence[ReferenceLine], name: str) 
             lines.append(f"  {line}: {text}{mark}")
     return _result(out, "\n".join(lines))
 
-
-NOTICE = untrusted.NOTICE

@@ -2,7 +2,7 @@
 HNSW index, and the stored text around a hit. Every value travels as a parameter; identifiers and
 filter fragments are composed with ``psycopg.sql``.
 
-BM25 keyword retrieval (issue 11). Chunks are tokenised by ``core/tokens.py`` (identifiers whole and
+BM25 keyword retrieval. Chunks are tokenised by ``core/tokens.py`` (identifiers whole and
 split, file stem twice, last folder names) and analysed by ``core/analysis.py`` (stopwords, Snowball
 stemming: exactly PostgreSQL's ``english`` configuration, computed in Python) into ``chunks.tsv``;
 ``chunks.doc_len`` is its token count. Queries' lexemes come from the same module. Migration 0004 keeps our
