@@ -9,7 +9,6 @@ from typing import Any
 
 from mcp_types import CallToolResult, TextContent
 
-from codebase_mcp.core import untrusted
 from codebase_mcp.domain import ReferenceLine, RepositoryFreshness, SearchHit, SearchResponse, SymbolDefinition
 from codebase_mcp.search import freshness
 from codebase_mcp.search.snippets import trim_snippet
