@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 
 from codebase_mcp.core.analysis import query_lexemes
+from codebase_mcp.core.codenames import tail
 from codebase_mcp.core.tokens import query_terms
 from codebase_mcp.domain import SearchFilters
 from codebase_mcp.runtime import open_runtime
-from codebase_mcp.search.query import tail
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import retrieval, search_store
 from common import grid, percentile

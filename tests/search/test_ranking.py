@@ -7,45 +7,7 @@ from __future__ import annotations
 import pytest
 
 from codebase_mcp.search.query import analyse, asked_names, asked_spellings, is_question, query_kind
-from codebase_mcp.search.ranking import DEFAULT, Candidate, defines, rerank
-
-
-@pytest.mark.parametrize(
-    ("line", "name"),
-    [
-        ("pub struct MergeLte;", "MergeLte"),
-        ("pub(crate) fn merge_lte(a: u8) -> bool {", "merge_lte"),
-        ("pub const SPACING_MARK: &[(char, char)] = &[", "SPACING_MARK"),
-        ("macro_rules! forward_to_deserialize_any {", "forward_to_deserialize_any"),
-        ("  def self.stale?(nonce)", "stale?"),
-        ("module Concat", "Concat"),
-        ("const isUndefined = typeOfTest('undefined');", "isUndefined"),
-        ("  function defaultToConfig2(a, b) {", "defaultToConfig2"),
-        ("  formatItem(term, width, description) {", "formatItem"),
-        ("  static async loadConfig(path) {", "loadConfig"),
-        ("export const matchRoute = (path) => {", "matchRoute"),
-        ("  isFunction: function (thing) {", "isFunction"),
-        ("func (b *TokenBucket) Allow() bool {", "Allow"),
-        ("export interface RouteMatch {", "RouteMatch"),
-        ("class InvoiceCalculator:", "InvoiceCalculator"),
-    ],
-)
-def test_defining_lines(line: str, name: str) -> None:
-    assert defines(f"// header\n{line}\n  body\n", name)
-
-
-@pytest.mark.parametrize(
-    ("line", "name"),
-    [
-        ("impl<I: Iterator> Iterator for MergeLte<I> {", "MergeLte"),
-        ("  formatItem(term, width);", "formatItem"),
-        ("class Foo extends Base {", "Base"),
-        ("result = parse_header(raw)", "parse_header"),
-        ("fn dedup(self) -> Dedup<Self> {", "Dedup"),
-    ],
-)
-def test_lines_that_do_not_define(line: str, name: str) -> None:
-    assert not defines(line, name)
+from codebase_mcp.search.ranking import DEFAULT, Candidate, rerank
 
 
 def _candidate(chunk_id: int, symbol: str | None, score: float, kind: str = "class") -> Candidate:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import tree_sitter as ts
 
+from codebase_mcp.core.codenames import qualify
+
 GRAMMARS: dict[str, tuple[str, str]] = {
     "python": ("tree_sitter_python", "language"),
     "javascript": ("tree_sitter_javascript", "language"),
@@ -173,7 +175,7 @@ def _name(node: ts.Node) -> str | None:
         if rtype is not None:
             base = _text(rtype).lstrip("*& ").split("[", 1)[0].strip()
             if base:
-                return f"{base}.{name}"
+                return qualify(base, name)
     return name
 
 
@@ -256,7 +258,7 @@ def _syntax_segments(root: ts.Node, budget: int) -> list[_Segment]:
         arrow = _arrow_function_name(child)
         if _is_definition(child) or arrow:
             name = arrow or _name(child)
-            symbol = f"{prefix}.{name}" if prefix and name else (name or prefix)
+            symbol = qualify(prefix, name) if name else prefix
             start = outer.start_point[0]
             back = index - 1
             # comments, decorators and attributes right above belong to the definition

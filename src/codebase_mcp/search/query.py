@@ -16,21 +16,20 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from codebase_mcp.core.analysis import query_lexemes
+from codebase_mcp.core.codenames import fold, qualified, segments, spelled_tail, without_call
 from codebase_mcp.core.tokens import QUERY_STOPWORDS, code_tokens, query_terms
 
 QueryKind = Literal["identifier", "natural"]
 
 # a trailing ? or ! belongs to the name in Ruby (``stale?``, ``reset!``)
 _IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\.|::|->|#)[A-Za-z_$][\w$]*)*[?!]?(?:\(\))?")
-_SEPARATORS = (".", "::", "->", "#")
-_TAIL = re.compile(r"^.*[.:#\\/> ]")  # as symbol_tail() in migration 0005
 MIN_BARE_WORD = 3
 
 
 def _codelike(word: str) -> bool:
     """An identifier written the way only code writes it."""
-    name = word[:-2] if word.endswith("()") else word
-    if word.endswith("()") or "_" in name.strip("_") or any(sep in name for sep in _SEPARATORS):
+    name = without_call(word)
+    if name != word or "_" in name.strip("_") or len(segments(name)) > 1:
         return True
     return any(ch.isupper() for ch in name[1:]) and any(ch.islower() for ch in name)
 
@@ -45,14 +44,9 @@ def query_kind(query: str, *, bare_word: bool = True) -> QueryKind:
     return "identifier" if bare_word and len(q) >= MIN_BARE_WORD else "natural"
 
 
-def spelled_tail(name: str) -> str:
-    """The last segment of a qualified name as written (``Foo::Bar()`` -> ``Bar``)."""
-    return _TAIL.sub("", name.removesuffix("()").replace("->", "."))
-
-
-def tail(name: str) -> str:
-    """The last segment of a qualified name, lower case (``Foo.bar()`` -> ``bar``)."""
-    return spelled_tail(name).lower()
+def _asked_tail(name: str) -> str:
+    """The name a query asks for, as written: the last segment of what it calls (``Foo::Bar()`` -> ``Bar``)."""
+    return spelled_tail(without_call(name))
 
 
 def asked_spellings(query: str, *, bare_word: bool = True, inside: float = 0.5) -> list[tuple[str, float]]:
@@ -60,14 +54,14 @@ def asked_spellings(query: str, *, bare_word: bool = True, inside: float = 0.5) 
     identifier query, ``inside`` for code-like identifiers inside a natural-language query."""
     q = query.strip()
     if query_kind(q, bare_word=bare_word) == "identifier":
-        name = spelled_tail(q)
+        name = _asked_tail(q)
         return [(name, 1.0)] if name else []
     names: dict[str, float] = {}
     for word in q.split():
         word = word.strip(",;:!?\"'`[]{}<>")  # in a sentence, a final ? or ! is punctuation
         word = word.rstrip(".")
         if _IDENTIFIER.fullmatch(word) and _codelike(word):
-            name = spelled_tail(word)
+            name = _asked_tail(word)
             if len(name) >= MIN_BARE_WORD:
                 names.setdefault(name, inside)
     return sorted(names.items()) if inside > 0 else []
@@ -77,7 +71,7 @@ def asked_names(query: str, *, bare_word: bool = True, inside: float = 0.5) -> l
     """``asked_spellings`` in lower case (as ``symbol_tail`` stores them), one per name."""
     names: dict[str, float] = {}
     for name, strength in asked_spellings(query, bare_word=bare_word, inside=inside):
-        names.setdefault(name.lower(), strength)
+        names.setdefault(fold(name), strength)
     return sorted(names.items())
 
 
@@ -91,13 +85,6 @@ def is_question(query: str) -> bool:
     them, rather than a description of one piece of code or an identifier."""
     words = query.split()
     return bool(words) and (words[0].lower().strip(",:") in _QUESTION_WORDS or query.rstrip().endswith("?"))
-
-
-def qualified(symbol: str) -> str:
-    """A qualified name in one spelling: segments joined by dots, lower case (``Foo::bar()``,
-    ``Foo#bar`` and ``Foo->bar`` are all ``foo.bar``)."""
-    parts = re.split(r"(?:::|[.#]|->)+", symbol.removesuffix("()"))
-    return ".".join(part.lower() for part in parts if part)
 
 
 def _path_words(query: str) -> tuple[str, ...]:

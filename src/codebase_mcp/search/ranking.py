@@ -6,10 +6,10 @@ In order, for each candidate (``top`` is the best fused score, so boosts are on 
   symbol ends in the asked name gets ``+definition * top``, ``+stem * top`` more when its file's stem is
   that name too; identifiers inside a natural-language query count at their (half) strength. When the
   engine passes the candidates' stored text, the chunk's *defining line* decides how much
-  (``defines``: a definition word then the name, a Go method, a method or field of a class body): a
-  chunk named so with such a line gets it all, one named so without it (an ``impl`` block, a later
-  piece of a split definition) ``named_only`` of it, one not named so whose text defines the name (a
-  method of a small class, a constant inside a larger chunk) ``keyword_definition`` of it, and
+  (core/codenames.py ``defined_names``: a defining word then the name, a Go method, a method or field of
+  a class body): a chunk named so with such a line gets it all, one named so without it (an ``impl``
+  block, a later piece of a split definition) ``named_only`` of it, one not named so whose text defines
+  the name (a method of a small class, a constant inside a larger chunk) ``keyword_definition`` of it, and
   ``other_case`` times that when neither the symbol nor the defining line has the query's spelling
   (``Dedup`` the type over ``dedup`` the function). Definitions that neither arm returned are added
   first (``with_definitions``, fetched by the engine);
@@ -42,10 +42,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from codebase_mcp.core import codenames
 from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path
 from codebase_mcp.core.tokens import code_tokens
 from codebase_mcp.domain import RetrievedChunk
-from codebase_mcp.search.query import AnalysedQuery, qualified, spelled_tail
+from codebase_mcp.search.query import AnalysedQuery
 
 _DOC_LANGUAGES = frozenset({"markdown", "rst", "text"})
 _DOC_PATH = re.compile(r"(^|/)(docs?|documentation|examples?|samples?|demos?|benches|benchmarks?)(/|$)")
@@ -55,11 +56,6 @@ _TEST_WORDS = frozenset({"test", "tests", "testing", "spec", "specs", "fixture",
 _DOC_WORDS = frozenset({"doc", "docs", "documentation", "readme", "guide", "tutorial", "example", "examples"})
 _COMPAT_WORDS = frozenset({"compat", "compatibility", "legacy", "deprecated", "vendor", "vendored"})
 _EXTENSIONS = re.compile(r"(\.[A-Za-z0-9]+)+$")
-# words that introduce a definition of the name right after them (modifiers may come before them)
-_DEFINING = (
-    r"def|class|module|struct|enum|union|trait|interface|type|typealias|fn|func|function|fun|sub|"
-    r"macro_rules!|mod|namespace|object|protocol|record|const|static|let|var|val|alias|defmodule|defp?"
-)
 
 
 @dataclass(frozen=True)
@@ -169,42 +165,10 @@ def _path_share(words: list[str], path: str) -> float:
     return matched / len(words) if words else 0.0
 
 
-# a line that defines a name: a definition word then the name (``def self.name``, ``pub fn name``,
-# ``const NAME``), a Go method (``func (r *T) Name(``), a method or field in a class body (``name(args) {``,
-# ``name = (``), or a key of an object literal bound to a function; the name is the captured group
-_DEFINED = re.compile(
-    r"^\s*(?:(?:static|async|get|set|public|private|protected|readonly|override)\s+)*\*?(?P<c>[\w$]+[?!]?)\s*"
-    r"(?:<[^>\n]*>)?\s*\([^)\n]*\)\s*(?::[^{\n]*)?\{\s*$"
-    r"|^\s*(?:(?:static|readonly)\s+)*(?P<d>[\w$]+)\s*[:=]\s*(?:async\s+)?(?:function\b|\([^)\n]*\)\s*=>)"
-    r"|\bfunc\s*\([^)]*\)\s*(?P<b>[\w$]+)"
-    rf"|(?:^|[\s(])(?:{_DEFINING})\s+(?:[\w$]+(?:\.|::))?(?P<a>[\w$]+[?!]?)",
-    re.MULTILINE,
-)
-
-
-def defined_names(text: str, among: Iterable[str] | None = None) -> frozenset[str]:
-    """The names ``text`` has a defining line for (``_DEFINED``), as spelled; with ``among``, only the
-    lines that mention one of those names (any case) are read."""
-    if among is not None:
-        wanted = [n.lower() for n in among]
-        if not any(n in text.lower() for n in wanted):
-            return frozenset()
-        text = "\n".join(line for line in text.split("\n") if any(n in line.lower() for n in wanted))
-    return frozenset(next(g for g in m.groups() if g) for m in _DEFINED.finditer(text))
-
-
-def defines(text: str, name: str, *, ignore_case: bool = False) -> bool:
-    """Whether ``text`` has a line defining ``name``."""
-    names = defined_names(text)
-    if ignore_case:
-        return name.lower() in {n.lower() for n in names}
-    return name in names
-
-
 def _definition_share(c: Candidate, name: str, defined: frozenset[str] | None, p: RankParams) -> float:
     """How much of the definition boost ``c`` gets for the asked ``name`` (as spelled), given the names
     its text defines (``None``: text unknown)."""
-    own = spelled_tail(c.symbol) if c.symbol else ""
+    own = codenames.spelled_tail(c.symbol) if c.symbol else ""
     named = own.lower() == name.lower()
     if defined is None:  # text unknown: the chunk's own symbol decides
         return 1.0 if named else 0.0
@@ -240,7 +204,7 @@ def _intent(query: AnalysedQuery) -> _Intent:
 
 def _definition_boost(c: Candidate, query: AnalysedQuery, intent: _Intent, p: RankParams) -> float:
     """The definition boost (module docstring), in units of the best fused score."""
-    own_qualified = qualified(c.symbol) if query.qualified and c.symbol else ""
+    own_qualified = codenames.qualified(c.symbol) if query.qualified and c.symbol else ""
     if own_qualified and (own_qualified == query.qualified or own_qualified.endswith("." + query.qualified)):
         # the query's words spell this chunk's qualified name ("TokenBucket Allow" for the method
         # TokenBucket.Allow): as strong as an identifier query for it
@@ -248,7 +212,7 @@ def _definition_boost(c: Candidate, query: AnalysedQuery, intent: _Intent, p: Ra
         return p.definition
     boost = 0.0
     if query.names:
-        defined = defined_names(c.text, intent.spellings) if c.text is not None else None
+        defined = codenames.defined_names(c.text, intent.spellings) if c.text is not None else None
         for name, strength in query.names:
             share = _definition_share(c, name, defined, p)
             if share:

@@ -1,6 +1,7 @@
 """Symbol tools over the stored index: where a name is defined (``find_symbol``) and where an identifier
 occurs (``find_references``). Candidates come from ``storage/symbol_store.py``; the defining line of a
-member inside a larger chunk (a method of a small class) is found in the stored text by pattern."""
+member inside a larger chunk (a method of a small class) is found in the stored text by pattern
+(``core/codenames.py``, ``definition_line``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from codebase_mcp.core.codenames import definition_line, fold, qualified_parts, qualify, segments, tail
 from codebase_mcp.core.languages import is_test_path
 from codebase_mcp.core.untrusted import clean
 from codebase_mcp.domain import ReferenceLine, SearchFilters, StoredChunk, SymbolDefinition
@@ -15,44 +17,7 @@ from codebase_mcp.errors import InvalidInput
 from codebase_mcp.storage import symbol_store
 from codebase_mcp.storage.database import Conn
 
-_SEPARATORS = re.compile(r"::|->|[.#\\/]")
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*[!?]?$")
-_KEYWORDS = (
-    "def|class|fn|func|function|fun|sub|struct|enum|interface|trait|type|module|namespace|impl|object|"
-    "record|protocol|extension|macro|typedef|union|package"
-)
-_NOT_A_DEFINITION = frozenset(
-    {
-        "return",
-        "if",
-        "for",
-        "while",
-        "switch",
-        "catch",
-        "new",
-        "throw",
-        "await",
-        "else",
-        "case",
-        "elif",
-        "not",
-        "and",
-        "or",
-        "assert",
-        "yield",
-        "raise",
-        "del",
-        "delete",
-        "echo",
-        "print",
-        "go",
-        "defer",
-        "in",
-        "is",
-        "with",
-        "puts",
-    }
-)
 MAX_CANDIDATES = 400
 MAX_LINE_CHARS = 120
 
@@ -75,38 +40,13 @@ class SymbolName:
 
 def parse_name(name: str) -> SymbolName:
     raw = clean(name).strip()
-    parts = tuple(p for p in _SEPARATORS.split(raw) if p)
+    parts = segments(raw)
     if not parts or len(raw) > 300 or not all(_IDENTIFIER.match(p) for p in parts):
         raise InvalidInput(
             f"{raw[:100]!r} is not a symbol name. Give an identifier such as 'parse_config', or a qualified "
             "name such as 'Parser.parse', 'pkg::Type' or 'a.b.C'."
         )
     return SymbolName(raw, parts)
-
-
-def definition_line(content: str, name: str) -> int | None:
-    """The 0-based line of ``content`` that defines ``name`` (a keyword before it, or a C-style
-    signature ``Type name(...)`` that is not a statement), or ``None``."""
-    n = re.escape(name)
-    keyword = re.compile(rf"\b(?:{_KEYWORDS})\b[^=;(]*?(?<![\w$]){n}(?![\w$])")
-    signature = re.compile(rf"^\s*(?:[\w$<>\[\],.*&?:~@]+\s+)*[*&]*(?:\w+::)?{n}\s*(?:<[^>]*>\s*)?\(")
-    assignment = re.compile(rf"^\s*(?:export\s+)?(?:const|let|var|val)\s+{n}\s*[=:]")
-    for row, line in enumerate(content.split("\n")):
-        if name not in line:
-            continue
-        stripped = line.strip()
-        if stripped.startswith(("//", "#", "*", "/*", "--", '"', "'")) and not stripped.startswith("#define"):
-            continue
-        if keyword.search(line) or assignment.search(line):
-            return row
-        first = stripped.split(maxsplit=1)[0] if stripped else ""
-        if signature.search(line) and first not in _NOT_A_DEFINITION and not stripped.endswith((";", ",")):
-            return row
-    return None
-
-
-def _qualified(symbol: str | None) -> tuple[str, ...]:
-    return tuple(p.lower() for p in _SEPARATORS.split(symbol or "") if p)
 
 
 def _ends_with(parts: tuple[str, ...], suffix: tuple[str, ...]) -> bool:
@@ -136,8 +76,8 @@ async def find_definitions(
     inside a chunk named by the qualifier (a method of a class stored as one chunk). Non-test code first,
     then exact qualified matches, then by path."""
     want = parse_name(name)
-    suffix = tuple(p.lower() for p in want.parts)
-    tails = [want.last.lower()] + ([want.qualifier[-1].lower()] if want.qualifier else [])
+    suffix = tuple(fold(p) for p in want.parts)
+    tails = [tail(want.last)] + ([tail(want.qualifier[-1])] if want.qualifier else [])
     found: dict[tuple[int, str, int], tuple[SymbolDefinition, int]] = {}
 
     def add(defn: SymbolDefinition, exact: int) -> None:
@@ -146,7 +86,7 @@ async def find_definitions(
             found[key] = (defn, exact)
 
     for chunk in await symbol_store.chunks_by_symbol_tail(conn, repo_ids, filters, tails, MAX_CANDIDATES):
-        parts = _qualified(chunk.symbol)
+        parts = qualified_parts(chunk.symbol or "")
         if parts and parts[-1] == suffix[-1] and _ends_with(parts, suffix):
             if (
                 chunk.kind in {"lines", "section"}
@@ -159,17 +99,16 @@ async def find_definitions(
         elif want.qualifier and parts and _ends_with(parts, suffix[:-1]):
             row = definition_line(chunk.content, want.last)
             if row is not None:
-                add(_definition(chunk, row, ".".join([chunk.symbol or "", want.last])), 0)
+                add(_definition(chunk, row, qualify(chunk.symbol, want.last)), 0)
     if not want.qualifier:
         # members of chunks stored under their container's name (methods of a small class, functions
         # of a module), found by their defining line
         for chunk in await symbol_store.chunks_mentioning(conn, repo_ids, filters, want.last, MAX_CANDIDATES):
-            if _qualified(chunk.symbol)[-1:] == (suffix[-1],):
+            if qualified_parts(chunk.symbol or "")[-1:] == (suffix[-1],):
                 continue
             row = definition_line(chunk.content, want.last)
             if row is not None:
-                owner = chunk.symbol or ""
-                add(_definition(chunk, row, f"{owner}.{want.last}" if owner else want.last), 1)
+                add(_definition(chunk, row, qualify(chunk.symbol, want.last)), 1)
     defs = [(d, exact) for d, exact in found.values() if kind is None or d.kind == kind]
     defs.sort(key=lambda de: (de[0].in_tests, de[1], de[0].path, de[0].line))
     return [d for d, _ in defs[:limit]]

@@ -194,4 +194,3 @@ def references(base: ReferenceResult, refs: Sequence[ReferenceLine], name: str) 
             mark = "  (definition)" if line in group["definition_lines"] else ""
             lines.append(f"  {line}: {text}{mark}")
     return _result(out, "\n".join(lines))
-
