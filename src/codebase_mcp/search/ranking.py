@@ -31,7 +31,7 @@ the stem boost and the compat, barrel and ``.d.ts`` priors. For questions (``is_
 placed) and the prior on short chunks (under 6 lines) apply: measured on the agent questions, they lift
 file-level NDCG@10 most, while on descriptions of one function (docstring queries) they cost chunk-level
 MRR, so other queries keep them off (short-chunk prior under 3 lines). The figures are in
-docs/benchmarks.md.
+docs/benchmarks/quality-docstring.md and docs/benchmarks/quality-agent-questions.md.
 Ties are broken by chunk id, so the order is deterministic.
 """
 
@@ -78,7 +78,7 @@ class RankParams:
     doc: float = 0.75
     compat: float = 1.0
     barrel: float = 1.0
-    dts: float = 0.7  # the peer stack's published prior (shared/research/ranking.md); see docs/benchmarks.md
+    dts: float = 0.7  # the published prior (shared/research/ranking.md); docs/benchmarks/quality-agent-questions.md
     same_file: float = 1.0
     tiny_lines: int = 3  # chunks of fewer lines than this are "tiny"
     tiny: float = 0.7  # multiplier of tiny chunks (1: no length prior)
