@@ -1,6 +1,6 @@
 """Keyword (BM25) and hybrid search latency on a large keyword-only index (issue 11, item 1).
 
-    # once: a large corpus, indexed without vectors (about 150k chunks; see docs/benchmarks.md)
+    # once: a large corpus, indexed without vectors (about 220k chunks; docs/benchmarks/search-latency.md)
     CODEBASE_MCP_HOME=/tmp/big codebase-mcp index bench/.corpus/big/src --no-embed
     python bench/keyword_latency.py --home /tmp/big [--queries 200] [--depth 1000]
 

@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     embedding_int8: bool = Field(
         default=True,
         description="Run the local model's int8-compute graph (derived once, cached under `home`): faster on "
-        "CPU at nearly the quality of fp32 on our evaluation (docs/benchmarks.md). Each precision records "
-        "its vectors under its own model name, so switching re-embeds.",
+        "CPU at nearly the quality of fp32 on our evaluation (docs/benchmarks/quality-docstring.md). Each "
+        "precision records its vectors under its own model name, so switching re-embeds.",
     )
     embedding_max_tokens: int = Field(
         default=64,
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         ge=1,
         description="At most this many bytes of files per transaction (a file larger than this is a batch "
         "of its own): 200 translation catalogues make a batch of 16,000 chunks, whose COPY overran the "
-        "statement timeout on a loaded machine (docs/benchmarks.md).",
+        "statement timeout on a loaded machine (docs/benchmarks/indexing.md).",
     )
     max_concurrent_indexing_jobs: int = Field(
         default=2,

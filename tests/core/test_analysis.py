@@ -203,7 +203,7 @@ def stem_words() -> list[str]:
 
 
 #: where PyStemmer 3.1 (Snowball 3) and PostgreSQL 18's english_stem disagree on this repository's words
-#: and on a few known cases (docs/benchmarks.md, issue 23): the server's stem wins (core/analysis.py)
+#: and on a few known cases (docs/benchmarks/indexing.md, issue 23): the server's stem wins (core/analysis.py)
 KNOWN_DISAGREEMENTS = {
     "organization": ("organ", "organiz"),
     "university": ("univers", "universiti"),

@@ -173,7 +173,7 @@ def test_onnx_vectors_match_the_sentence_transformers_reference(model_cache: Pat
     file's own 128 (cut at 128 its cosine is 0.96). fp32 computes what PyTorch did (measured 0.9995 or more); int8
     rounds every MatMul's weights (per channel) and activations (per batch) to 8 bits, so its vectors
     differ a little: measured 0.991 to 0.997 on these texts, whatever they are batched with (per-tensor
-    weight scales gave 0.926 to 0.972); its retrieval cost is in docs/benchmarks.md.
+    weight scales gave 0.926 to 0.972); its retrieval cost is in docs/benchmarks/quality-docstring.md.
     The texts go in a shuffled order to check that length sorting restores the caller's order."""
     items = REFERENCE["items"]
     order = [3, 6, 0, 5, 2, 1, 4]
@@ -291,7 +291,7 @@ async def test_switching_precision_re_embeds_the_index_instead_of_mixing(
     assert second.chunks_embedded == first.chunks_created
     assert await _vectors_by_model(db) == {fp32.name: first.chunks_created}
     # (a query about the head of a chunk: the default budget, 64 word-pieces, leaves later methods of the
-    # InvoiceCalculator chunk to the keyword arm; docs/benchmarks.md, "input budget")
+    # InvoiceCalculator chunk to the keyword arm; docs/benchmarks/quality-docstring.md, "input budget")
     hits = (await SearchEngine(db, fp32).search("format an amount of money with decimals", mode="dense")).hits
     assert hits and hits[0].path == "src/billing.py" and hits[0].symbol == "format_currency"
 

@@ -23,7 +23,7 @@ against the server.
 
 Stems come from PyStemmer (Snowball in C), cached per word. Its Snowball release is not the server's:
 PyStemmer 3.1 and PostgreSQL 18 disagree on about 0.2 % of English words (``organization``,
-``university``, ``internal``, ``evening``, ``-ologist``: docs/benchmarks.md lists them), and another
+``university``, ``internal``, ``evening``, ``-ologist``: docs/benchmarks/indexing.md lists them), and another
 PostgreSQL release may differ elsewhere. So each distinct word is checked once per process against the
 server's ``english_stem`` (``storage/search_store.check_stems``: one statement for the words not
 checked yet), and the server's stem wins: the lexemes are ``to_tsvector``'s on any server, and those of

@@ -103,7 +103,7 @@ def code_tokens(text: str) -> list[str]:
 @functools.lru_cache(maxsize=1 << 16)
 def _word_tokens(word: str) -> tuple[str, ...]:
     """One word's tokens. Cached: code repeats its identifiers, and splitting them was two thirds of
-    the read + chunk time on the 10,066-file throughput corpus (docs/benchmarks.md)."""
+    the read + chunk time on the 10,066-file throughput corpus (docs/benchmarks/indexing.md)."""
     if len(word) > MAX_TOKEN_LEN:
         return ()
     whole = word.strip("_").lower()

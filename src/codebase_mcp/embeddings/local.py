@@ -40,14 +40,14 @@ TOKENIZER_PATH = Path(__file__).parent / "data" / "tokenizer.json"
 DIMENSION = 384
 #: Word-pieces per text, [CLS] and [SEP] included. The model reads 256 at most. On our evaluation 128
 #: retrieved as well as 256 at twice the rate, and 64 as well as 128 in hybrid search (-0.002 and +0.016
-#: MRR@10 on the two halves) at 1.7-2.1x the rate (docs/benchmarks.md, "input budget"): a chunk's head
-#: (path, symbol, signature, docstring) carries what the model can use.
+#: MRR@10 on the two halves) at 1.7-2.1x the rate (docs/benchmarks/quality-docstring.md, "input budget"):
+#: a chunk's head (path, symbol, signature, docstring) carries what the model can use.
 DEFAULT_MAX_TOKENS = 64
 #: The budget whose vectors carry the bare name (it was the default when the names were first recorded);
 #: every other budget has a suffix, so vectors of two budgets are never mixed.
 _UNSUFFIXED_BUDGET = 128
 #: Texts per ONNX Runtime call (after sorting by length): 8 was the fastest int8 batch in both runs of
-#: bench/embed_rate.py (docs/benchmarks.md), and keeps the least arena memory.
+#: bench/embed_rate.py (docs/benchmarks/embedding-model.md), and keeps the least arena memory.
 INFERENCE_BATCH = 8
 
 
@@ -145,7 +145,7 @@ def derive_graph(source: Path, dest: Path, int8: bool) -> None:
             root.addFilter(quiet)  # quantize_dynamic logs pre-processing advice on the root logger
             try:
                 # Per-channel weight scales: cosine to the fp32 vectors 0.994 on average instead of 0.956
-                # per tensor, at the same speed (docs/benchmarks.md).
+                # per tensor, at the same speed (docs/benchmarks/quality-docstring.md).
                 quantize_dynamic(
                     fp32, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True
                 )

@@ -53,11 +53,11 @@ log = logging.getLogger(__name__)
 #: A run that stores this many chunks refreshes the planner's statistics of ``chunks`` at its end, and
 #: also while storing, each time its count doubles: without them a repository that has grown from
 #: nothing is planned as a few rows, and a keyword search over it reads every one of its chunks
-#: instead of the GIN index's (0.6 -> 66 ms for a rare word after 10,000 chunks, docs/benchmarks.md).
+#: instead of the GIN index's (0.6 -> 66 ms for a rare word after 10,000 chunks, docs/benchmarks/indexing.md).
 ANALYZE_AFTER_CHUNKS = 2000
 #: A run that writes at least this many files, and at least ``BULK_MIN_SHARE`` of the repository's,
 #: loads in bulk: its BM25 postings are built in one sorted pass at the end of the store phase instead
-#: of per statement (migration 0009; docs/benchmarks.md has the measurement).
+#: of per statement (migration 0009; docs/benchmarks/indexing.md has the measurement).
 BULK_MIN_FILES = 200
 BULK_MIN_SHARE = 1 / 3
 T = TypeVar("T")
@@ -340,7 +340,7 @@ class Indexer:
             return hashes, self._in_thread(self.model.embed_batch, [unique[h] for h in hashes], "document")
 
         # pipeline: the model embeds the next batch while PostgreSQL writes this one's vectors, so the
-        # model is never idle during a write (docs/benchmarks.md, pipeline vs raw)
+        # model is never idle during a write (docs/benchmarks/embedding-model.md, pipeline vs raw)
         async with self.db.connection() as conn:
             current = await index_store.unembedded_batch(conn, repo_id, batch_size)
         running = start(current) if current else None

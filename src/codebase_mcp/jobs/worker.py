@@ -71,7 +71,7 @@ def _lower_priority() -> None:
 def background_executor() -> ThreadPoolExecutor:
     """The threads that read, chunk and embed for jobs, at a lower CPU priority than the event loop
     and the threads searches use (asyncio's default executor): while a job runs in the server, the
-    scheduler gives searches and status polls the cores first (docs/benchmarks.md)."""
+    scheduler gives searches and status polls the cores first (docs/benchmarks/search-latency.md)."""
     global _background
     if _background is None:
         # two: a batch is read and chunked while the previous one is stored, or embedded

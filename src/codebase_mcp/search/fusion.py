@@ -7,7 +7,7 @@ there. The fused score is ``w * keyword + (1 - w) * dense``, where the lexical w
 the query's kind: a query that looks like one identifier leans on the keyword arm, a natural-language
 query balances both. When only one arm answered (keyword mode, or the model is down), its normalised
 score is the score. The weights were tuned on the ``tune`` half of ``bench/evaluate_multi.py``
-(docs/benchmarks.md).
+(docs/benchmarks/quality-docstring.md).
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ once into an ``AnalysedQuery`` that every stage of a search is given (retrieval,
 A query that is one identifier (it has ``_``, an inner capital, ``::``, ``.``, ``->`` or ``#`` between
 names, a trailing ``()``, or starts with a capital) is a symbol lookup; so is one plain lower-case word
 (``render``, ``lowercase``): measured on the ``tune`` half of ``bench/evaluate_multi.py``, treating it as
-a lookup lifts those queries a lot and costs nothing elsewhere (docs/benchmarks.md). Anything else is
-natural language; identifiers written inside it (``where is parseHeader called``) are asked names too,
-at half strength in the ranking stage.
+a lookup lifts those queries a lot and costs nothing elsewhere (docs/benchmarks/quality-docstring.md).
+Anything else is natural language; identifiers written inside it (``where is parseHeader called``) are
+asked names too, at half strength in the ranking stage.
 """
 
 from __future__ import annotations

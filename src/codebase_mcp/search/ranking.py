@@ -26,12 +26,12 @@ In order, for each candidate (``top`` is the best fused score, so boosts are on 
 Each weight was measured on the ``tune`` half of ``bench/evaluate_multi.py`` (``bench/tune_ranking.py``:
 docstring, identifier and module queries) and then of the agent-question evaluation
 (``bench/agent_eval.py tune``: how/where/why questions judged by file). Off by default (neutral value):
-the stem boost and the compat, barrel and ``.d.ts`` priors. For questions (``is_question``: "how does",
+the stem boost and the compat and barrel priors; ``.d.ts`` stubs are x0.7. For questions (``is_question``: "how does",
 "where is", a final "?") file coherence (1.0), one slot per file (x0.7 per chunk of a file already
 placed) and the prior on short chunks (under 6 lines) apply: measured on the agent questions, they lift
 file-level NDCG@10 most, while on descriptions of one function (docstring queries) they cost chunk-level
 MRR, so other queries keep them off (short-chunk prior under 3 lines). The figures are in
-docs/benchmarks.md.
+docs/benchmarks/quality-docstring.md and docs/benchmarks/quality-agent-questions.md.
 Ties are broken by chunk id, so the order is deterministic.
 """
 
@@ -74,7 +74,7 @@ class RankParams:
     doc: float = 0.75
     compat: float = 1.0
     barrel: float = 1.0
-    dts: float = 0.7  # the peer stack's published prior (shared/research/ranking.md); see docs/benchmarks.md
+    dts: float = 0.7  # the published prior (shared/research/ranking.md); docs/benchmarks/quality-agent-questions.md
     same_file: float = 1.0
     tiny_lines: int = 3  # chunks of fewer lines than this are "tiny"
     tiny: float = 0.7  # multiplier of tiny chunks (1: no length prior)

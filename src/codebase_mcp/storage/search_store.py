@@ -311,7 +311,7 @@ async def gin_top(
     value", would otherwise score every chunk holding its rarer word). A repository that grew from
     nothing during a bulk load is planned from statistics that predate it, and a plan that reads its
     rows to test each tsvector (priced as one cheap operator) costs a pass over all its chunks: 30 ms
-    for 10,000 chunks instead of 1-3 ms (docs/benchmarks.md)."""
+    for 10,000 chunks instead of 1-3 ms (docs/benchmarks/search-latency.md)."""
     idf = [stats.idf(lex) for lex in present]
     conds, params = conditions(filters)
     where = sql.SQL(" AND ").join(
