@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr
@@ -28,8 +27,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CODEBASE_MCP_DATABASE_URL", "DATABASE_URL"),
         description="External PostgreSQL (with pgvector). Unset: an embedded server under `home`.",
     )
-    embedding_provider: Literal["local", "fake", "http"] = Field(
-        default="local", description="Which embedding model implementation to use."
+    embedding_provider: str = Field(
+        default="local",
+        max_length=64,
+        description="Which embedding model implementation to use: local, http, fake, or a provider registered "
+        "with codebase_mcp.embeddings.base.register (an unknown one is an error naming those known).",
     )
     embedding_model: str = Field(
         default="all-MiniLM-L6-v2",
@@ -64,7 +66,13 @@ class Settings(BaseSettings):
         description="Word-pieces of each chunk the local model reads (the rest is cut). Each value is a "
         "model name of its own, so changing it re-embeds.",
     )
-    embedding_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per embedding call.")
+    embedding_batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="The indexer's embedding step: it hands the model 4x this many chunks per call (at least "
+        "64); the model runs them in inference batches of its own.",
+    )
     max_file_bytes: int = Field(
         default=1_000_000, ge=1024, description="Files larger than this are skipped (reason: too_large)."
     )

@@ -49,6 +49,8 @@ def _burn(seconds: float) -> None:
 
 @register("fake")
 def _factory(settings: Settings) -> EmbeddingModel:
+    dimension = settings.embedding_dimension or 64
+    # vectors of another dimension are another model's: the name says which, so they never mix
     return FakeEmbeddingModel(
-        dimension=settings.embedding_dimension or 64, cpu_ms_per_text=settings.fake_embedding_cpu_ms
+        dimension=dimension, name=f"fake-hash-{dimension}", cpu_ms_per_text=settings.fake_embedding_cpu_ms
     )
