@@ -3,8 +3,8 @@
 In order, for each candidate (``top`` is the best fused score, so boosts are on the fused scale):
 
 - **definitions of the asked symbol** (search/query.py ``asked_spellings``): a chunk whose own parsed
-  symbol ends in the asked name gets ``+definition * top``, ``+stem * top`` more when its file's stem is
-  that name too; identifiers inside a natural-language query count at their (half) strength. When the
+  symbol ends in the asked name gets ``+definition * top``; identifiers inside a natural-language query
+  count at their (half) strength. When the
   engine passes the candidates' stored text, the chunk's *defining line* decides how much
   (core/codenames.py ``defined_names``: a defining word then the name, a Go method, a method or field of
   a class body): a chunk named so with such a line gets it all, one named so without it (an ``impl``
@@ -16,8 +16,8 @@ In order, for each candidate (``top`` is the best fused score, so boosts are on 
 - **query words in the file stem and folder names** (natural-language queries): ``+path_words * top``
   times the share of query words found there (prefixes of 3+ characters count);
 - **symbol words**: ``x(1 + symbol_words * share of query words in the chunk's symbol)``;
-- **path priors**, unless the query asks for them: tests, docs/examples, compat/legacy/vendored code,
-  package barrels (``__init__.py``, ``index.ts``, ``mod.rs``) and ``.d.ts`` stubs are multiplied down;
+- **path priors**, unless the query asks for them: tests and docs/examples are multiplied down, and so
+  are ``.d.ts`` stubs and chunks of very few lines;
 - **file coherence**: a file with several candidates lifts its best chunk by ``coherence * top`` times
   its share of the best file's summed fused score;
 - **one slot per file**: after sorting, each further chunk of an already placed file is multiplied by
@@ -25,13 +25,14 @@ In order, for each candidate (``top`` is the best fused score, so boosts are on 
 
 Each weight was measured on the ``tune`` half of ``bench/evaluate_multi.py`` (``bench/tune_ranking.py``:
 docstring, identifier and module queries) and then of the agent-question evaluation
-(``bench/agent_eval.py tune``: how/where/why questions judged by file). Off by default (neutral value):
-the stem boost and the compat and barrel priors; ``.d.ts`` stubs are x0.7. For questions (``is_question``: "how does",
-"where is", a final "?") file coherence (1.0), one slot per file (x0.7 per chunk of a file already
-placed) and the prior on short chunks (under 6 lines) apply: measured on the agent questions, they lift
-file-level NDCG@10 most, while on descriptions of one function (docstring queries) they cost chunk-level
-MRR, so other queries keep them off (short-chunk prior under 3 lines). The figures are in
-docs/benchmarks/quality-docstring.md and docs/benchmarks/quality-agent-questions.md.
+(``bench/agent_eval.py tune``: how/where/why questions judged by file); factors measured to change
+nothing there (a file-stem boost, compat/vendored and package-barrel priors) are not kept. For
+questions (``is_question``: "how does", "where is", a final "?") file coherence (1.0), one slot per
+file (x0.7 per chunk of a file already placed) and the prior on short chunks (under 6 lines) apply:
+measured on the agent questions, they lift file-level NDCG@10 most, while on descriptions of one
+function (docstring queries) they cost chunk-level MRR, so other queries keep them off (short-chunk
+prior under 3 lines). The figures are in docs/benchmarks/quality-docstring.md and
+docs/benchmarks/quality-agent-questions.md.
 Ties are broken by chunk id, so the order is deterministic.
 """
 
@@ -50,11 +51,8 @@ from codebase_mcp.search.query import AnalysedQuery
 
 _DOC_LANGUAGES = frozenset({"markdown", "rst", "text"})
 _DOC_PATH = re.compile(r"(^|/)(docs?|documentation|examples?|samples?|demos?|benches|benchmarks?)(/|$)")
-_COMPAT_PATH = re.compile(r"(^|/)(compat|legacy|deprecated|vendor|vendored|third_party|_vendor)(/|$)")
-_BARRELS = frozenset({"__init__.py", "index.js", "index.ts", "index.mjs", "index.tsx", "mod.rs"})
 _TEST_WORDS = frozenset({"test", "tests", "testing", "spec", "specs", "fixture", "fixtures", "mock"})
 _DOC_WORDS = frozenset({"doc", "docs", "documentation", "readme", "guide", "tutorial", "example", "examples"})
-_COMPAT_WORDS = frozenset({"compat", "compatibility", "legacy", "deprecated", "vendor", "vendored"})
 _EXTENSIONS = re.compile(r"(\.[A-Za-z0-9]+)+$")
 
 
@@ -64,7 +62,6 @@ class RankParams:
 
     bare_word: bool = True  # one plain lower-case word is a symbol lookup
     definition: float = 3.0
-    stem: float = 0.0
     inside: float = 0.5  # strength of identifiers inside natural-language queries
     path_words: float = 1.0
     symbol_words: float = 0.6
@@ -72,8 +69,6 @@ class RankParams:
     coherence: float = 0.0
     test: float = 0.3
     doc: float = 0.75
-    compat: float = 1.0
-    barrel: float = 1.0
     dts: float = 0.7  # the published prior (shared/research/ranking.md); docs/benchmarks/quality-agent-questions.md
     same_file: float = 1.0
     tiny_lines: int = 3  # chunks of fewer lines than this are "tiny"
@@ -191,15 +186,12 @@ class _Intent:
 
     wants_tests: bool
     wants_docs: bool
-    wants_compat: bool
     spellings: tuple[str, ...]
 
 
 def _intent(query: AnalysedQuery) -> _Intent:
     t = query.tokens
-    return _Intent(
-        bool(t & _TEST_WORDS), bool(t & _DOC_WORDS), bool(t & _COMPAT_WORDS), tuple(n for n, _ in query.names)
-    )
+    return _Intent(bool(t & _TEST_WORDS), bool(t & _DOC_WORDS), tuple(n for n, _ in query.names))
 
 
 def _definition_boost(c: Candidate, query: AnalysedQuery, intent: _Intent, p: RankParams) -> float:
@@ -218,24 +210,17 @@ def _definition_boost(c: Candidate, query: AnalysedQuery, intent: _Intent, p: Ra
             if share:
                 boost += p.definition * strength * share
                 c.signals["definition"] = strength * share
-                if p.stem and _flat(stem_of(c.path)) == _flat(name):
-                    boost += p.stem * strength * share
-                    c.signals["stem"] = strength * share
     return boost
 
 
 def _prior(c: Candidate, intent: _Intent, p: RankParams) -> float:
-    """The path and length priors: tests, docs, compat code, barrels, ``.d.ts`` stubs, tiny chunks."""
+    """The path and length priors: tests, docs, ``.d.ts`` stubs, tiny chunks."""
     prior = 1.0
     if not intent.wants_tests and is_test_path(c.path):
         prior *= p.test
     if not intent.wants_docs and (c.language in _DOC_LANGUAGES or _DOC_PATH.search(c.path)):
         prior *= p.doc
-    if not intent.wants_compat and _COMPAT_PATH.search(c.path):
-        prior *= p.compat
     base = c.path.rsplit("/", 1)[-1]
-    if base in _BARRELS:
-        prior *= p.barrel
     if base.endswith(".d.ts"):
         prior *= p.dts
     if 0 < c.lines < p.tiny_lines:
