@@ -40,8 +40,9 @@ async def test_metacharacters_are_literal(db: Database, settings: Settings, poly
     for value in NASTY:
         res = await engine.search(value + " parse", limit=10)
         assert all(h.repository == "polyglot" for h in res.hits)
+        with pytest.raises(InvalidInput, match="Languages present"):  # a language filter names one indexed
+            await engine.search("parse", filters=SearchFilters(language=value), limit=10)
         for filters in (
-            SearchFilters(language=value),
             SearchFilters(file_type=value),
             SearchFilters(path_prefix=value),
             SearchFilters(path_glob=value),
