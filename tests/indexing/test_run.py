@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from codebase_mcp.domain import Job, JobPhase, JobStatus, Progress, RunKind
+from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, Progress, RunKind
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.indexing.indexer import Indexer
 from codebase_mcp.indexing.run import (
@@ -22,7 +22,7 @@ from codebase_mcp.indexing.run import (
 )
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import job_store, repo_store
-from codebase_mcp.storage.database import Database
+from codebase_mcp.storage.database import Conn, Database
 
 
 async def jobs(db: Database) -> list[Job]:
@@ -84,6 +84,30 @@ async def test_a_failing_sync_is_recorded_and_replaces_the_previous_one(
     [row] = await jobs(db)
     assert failing.job is not None and row.id == failing.job.id, "the last sync of the repository is kept"
     assert row.status is JobStatus.FAILED and row.files_indexed == 1
+
+
+async def test_a_sync_whose_first_write_rolls_back_has_no_phantom_record(
+    db: Database, settings: Settings, fake_model: FakeEmbeddingModel, polyglot: Path
+) -> None:
+    """A sync is recorded in the transaction of its first write: when that write rolls back, so does the
+    record, and the failure is recorded on its own."""
+
+    class FailsAfterRecording(RecordedRun):
+        async def fence(self, conn: Conn, stats: BatchStats) -> None:
+            await super().fence(conn, stats)
+            if stats.wrote:
+                raise RuntimeError("the batch fails after the run was recorded")
+
+    quick = settings.model_copy(update={"job_heartbeat_seconds": 0.01})
+    run = FailsAfterRecording(db, quick, RunKind.SYNC, "default", str(polyglot), preempt=never)
+    outcome = await run.execute(lambda: Indexer(db, fake_model, quick).index(polyglot, run=run))
+    assert outcome.status is JobStatus.FAILED and run.recorded
+    [row] = await jobs(db)
+    assert run.job is not None and row.id == run.job.id and row.status is JobStatus.FAILED
+    assert row.files_indexed == 0 and row.error_message is not None and "RuntimeError" in row.error_message
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT count(*) AS n FROM files")
+        assert (await cur.fetchone() or {})["n"] == 0
 
 
 async def test_a_sync_gives_way_to_newer_edits_while_embedding(

@@ -196,6 +196,9 @@ class RecordedRun(RunControl):
         self.recorded = False  # whether its outcome is written
         self._cancel = job.cancel_requested if job is not None else False
         self._lost = False
+        # a sync's row, inserted in the transaction of its first write, until that write is known to have
+        # committed (a later write, heartbeat or progress update found the row)
+        self._unconfirmed = False
         self._last_push = 0.0
         self._pushes: set[asyncio.Task[None]] = set()
 
@@ -319,6 +322,9 @@ class RecordedRun(RunControl):
                 )
             if recorded and self.kind is RunKind.SYNC:
                 await job_store.keep_last_sync(conn, job)
+        if not recorded and self._unconfirmed:  # the write that recorded the run rolled back: it has no row
+            self.job, self._unconfirmed = None, False
+            return await self.record(outcome)
         self.recorded = recorded
         if recorded:
             log.info("%s %s: %s", self.kind, job.id, outcome.status)
@@ -329,7 +335,8 @@ class RecordedRun(RunControl):
     async def _interrupted(self) -> None:
         """The process is stopping this run (a signal, the daemon's exit): its record says so now rather
         than after a heartbeat timeout, and a job goes back to the queue."""
-        if self.job is None:
+        job = self.job
+        if job is None:
             return
         outcome = (
             Outcome(JobStatus.PENDING, "requeued: its process stopped")
@@ -339,7 +346,7 @@ class RecordedRun(RunControl):
         try:
             await asyncio.wait_for(self.record(outcome), 5.0)
         except Exception as exc:  # the heartbeat timeout ends the record instead
-            log.warning("could not record the end of %s %s: %s", self.kind, self.job.id, exc)
+            log.warning("could not record the end of %s %s: %s", self.kind, job.id, exc)
 
     async def _insert(self) -> None:
         async with self.db.connection() as conn:
@@ -381,12 +388,18 @@ class RecordedRun(RunControl):
             raise Cancelled("The sync gave way to newer edits; the next one continues.")
 
     async def fence(self, conn: Conn, stats: BatchStats) -> None:
-        if self.job is None:
+        job = self.job
+        if job is None:
             if not stats.wrote:
                 return
-            await self._insert()  # in a transaction of its own: the record stays whatever this batch's fate
-        job = self.job
-        assert job is not None
+            # recorded in this write's transaction, on its connection (a second one, held while this one
+            # waits for it, could exhaust the pool under many syncs): the row exists once the write commits
+            job = self.job = await job_store.start_run(
+                conn, self.kind, self.project_id, self.repo_path, self.owner, self.started_at
+            )
+            self._unconfirmed = True
+        else:
+            self._unconfirmed = False  # a write before this one committed, and its row with it
         update = job_update(self.latest, self.started) if self.latest is not None else None
         self._cancel = await job_store.add_counts(conn, job.id, job.attempt, stats, update)
 
@@ -395,9 +408,11 @@ class RecordedRun(RunControl):
             async with self.db.connection() as conn:
                 self._cancel = await job_store.publish_progress(conn, job.id, job.attempt, update)
         except LostOwnership:
-            self._lost = True  # the next check stops the run
+            self._lost = not self._unconfirmed  # the next check stops the run
         except Exception:
             log.exception("progress update failed")
+        else:
+            self._unconfirmed = False
 
     async def _heartbeat(self) -> None:
         while True:
@@ -408,7 +423,10 @@ class RecordedRun(RunControl):
             try:
                 async with self.db.connection() as conn:
                     self._cancel = await job_store.heartbeat(conn, job.id, job.attempt, self.owner)
+                self._unconfirmed = False
             except LostOwnership:
+                if self._unconfirmed:
+                    continue  # the write that records the run has not committed yet
                 self._lost = True
                 return
             except DatabaseUnavailable as exc:
