@@ -1,5 +1,5 @@
 """SQL for the job table: every index run's record. The database enforces the state machine (migrations
-0002 and 0012); workers claim queued jobs (kind ``index``) with ``FOR UPDATE SKIP LOCKED``, a foreground
+0002 and 0013); workers claim queued jobs (kind ``index``) with ``FOR UPDATE SKIP LOCKED``, a foreground
 run or a sync is inserted running by its own process, and every write of a run is fenced with its attempt
 number."""
 
