@@ -30,6 +30,7 @@ from codebase_mcp.domain import JobPhase, Progress
 from codebase_mcp.embeddings.local import INFERENCE_BATCH, LocalEmbeddingModel
 from codebase_mcp.errors import Cancelled
 from codebase_mcp.indexing.indexer import Indexer, embedding_text
+from codebase_mcp.indexing.run import RunControl
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import index_store
 from codebase_mcp.storage.database import Database, open_database
@@ -46,6 +47,18 @@ QUERIES = [
     "compute the total of the invoice lines",
     "strip ansi escape codes from a string",
 ]
+
+
+class Deadline(RunControl):
+    """A run that stops at ``deadline`` (``time.perf_counter()``)."""
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def check(self) -> None:
+        if time.perf_counter() > self.deadline:
+            raise Cancelled("the measurement window is over")
 
 
 def rate(model: LocalEmbeddingModel, texts: list[str], call_size: int = 128) -> float:
@@ -85,9 +98,7 @@ async def pipeline_vs_raw(
     deadline = time.perf_counter() + seconds
     started = time.perf_counter()
     with contextlib.suppress(Cancelled):
-        await Indexer(db, model, settings).embed_pending(
-            repo_id, model_id, state, lambda p: None, lambda: time.perf_counter() > deadline
-        )
+        await Indexer(db, model, settings).embed_pending(repo_id, model_id, state, Deadline(deadline))
     pipeline = state.chunks_embedded / (time.perf_counter() - started)
     async with db.connection() as conn:
         cur = await conn.execute(

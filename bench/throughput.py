@@ -33,6 +33,7 @@ from codebase_mcp.domain import JobPhase, Progress
 from codebase_mcp.embeddings.base import create_model
 from codebase_mcp.errors import Cancelled
 from codebase_mcp.indexing.indexer import Indexer, embedding_text
+from codebase_mcp.indexing.run import RunControl
 from codebase_mcp.search.engine import SearchEngine
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import index_store
@@ -96,8 +97,12 @@ async def main(args: argparse.Namespace) -> None:
             marks["rss_store"] = peak_rss_mib()
             marks["cpu_self_store"], marks["cpu_pg_store"] = cpu_seconds(home)
 
-    def stop() -> bool:
-        return "searchable" in marks and time.perf_counter() - t0 - marks["searchable"] > args.embed_seconds
+    class EmbedWindow(RunControl):
+        """Stops the run once it has embedded for ``--embed-seconds``."""
+
+        def check(self) -> None:
+            if "searchable" in marks and time.perf_counter() - t0 - marks["searchable"] > args.embed_seconds:
+                raise Cancelled("the embedding window is over")
 
     timeline: list[tuple[float, dict[str, int]]] = []
 
@@ -118,7 +123,7 @@ async def main(args: argparse.Namespace) -> None:
 
     sampler = asyncio.create_task(sample())
     try:
-        await indexer.index(corpus, progress=progress, should_stop=stop)
+        await indexer.index(corpus, run=EmbedWindow(on_progress=progress))
         fully = True
     except Cancelled:
         fully = False

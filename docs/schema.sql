@@ -1,5 +1,5 @@
 -- The current database schema: what the migrations in src/codebase_mcp/storage/migrations/ add up to
--- (the latest is 0012_bm25_function.sql). Generated; do not edit. Change the schema with a new migration, then
+-- (the latest is 0013_run_kinds.sql). Generated; do not edit. Change the schema with a new migration, then
 -- run `python -m codebase_mcp.storage.schema_dump` from the repository root;
 -- tests/storage/test_schema_dump.py fails while this file is not current.
 
@@ -132,6 +132,10 @@ CREATE FUNCTION public.indexing_jobs_transition() RETURNS trigger
     AS $$
 BEGIN
     NEW.updated_at := now();
+    IF NEW.kind IS DISTINCT FROM OLD.kind THEN
+        RAISE EXCEPTION 'job % is a % run; its kind cannot change', OLD.id, OLD.kind
+            USING ERRCODE = 'check_violation';
+    END IF;
     IF OLD.status = NEW.status THEN
         IF OLD.status IN ('completed', 'failed', 'cancelled') AND NEW IS DISTINCT FROM OLD
            AND (NEW.completed_at IS DISTINCT FROM OLD.completed_at OR NEW.attempt <> OLD.attempt) THEN
@@ -341,8 +345,11 @@ CREATE TABLE public.indexing_jobs (
     completed_at timestamp with time zone,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     coverage_percent real,
+    kind text DEFAULT 'index'::text NOT NULL,
     CONSTRAINT indexing_jobs_check CHECK (((status = ANY (ARRAY['completed'::public.job_status, 'failed'::public.job_status, 'cancelled'::public.job_status])) = (completed_at IS NOT NULL))),
     CONSTRAINT indexing_jobs_coverage_percent_check CHECK (((coverage_percent IS NULL) OR ((coverage_percent >= (0)::double precision) AND (coverage_percent <= (100)::double precision)))),
+    CONSTRAINT indexing_jobs_kind_check CHECK ((kind = ANY (ARRAY['index'::text, 'foreground'::text, 'sync'::text]))),
+    CONSTRAINT indexing_jobs_only_jobs_queue CHECK (((kind = 'index'::text) OR (status <> 'pending'::public.job_status))),
     CONSTRAINT indexing_jobs_phase_check CHECK ((phase = ANY (ARRAY['queued'::text, 'scanning'::text, 'chunking'::text, 'embedding'::text, 'finalizing'::text, 'done'::text]))),
     CONSTRAINT indexing_jobs_progress_percent_check CHECK (((progress_percent >= (0)::double precision) AND (progress_percent <= (100)::double precision)))
 );
@@ -552,7 +559,7 @@ CREATE INDEX chunks_tsv ON public.chunks USING gin (tsv);
 -- Name: indexing_jobs_claimable; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX indexing_jobs_claimable ON public.indexing_jobs USING btree (created_at) WHERE (status = ANY (ARRAY['pending'::public.job_status, 'running'::public.job_status]));
+CREATE INDEX indexing_jobs_claimable ON public.indexing_jobs USING btree (created_at) WHERE ((status = ANY (ARRAY['pending'::public.job_status, 'running'::public.job_status])) AND (kind = 'index'::text));
 
 --
 -- Name: indexing_jobs_finished; Type: INDEX; Schema: public; Owner: -
@@ -564,7 +571,7 @@ CREATE INDEX indexing_jobs_finished ON public.indexing_jobs USING btree (complet
 -- Name: indexing_jobs_one_active; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE UNIQUE INDEX indexing_jobs_one_active ON public.indexing_jobs USING btree (project_id, repo_path) WHERE (status = ANY (ARRAY['pending'::public.job_status, 'running'::public.job_status]));
+CREATE UNIQUE INDEX indexing_jobs_one_active ON public.indexing_jobs USING btree (project_id, repo_path) WHERE ((status = ANY (ARRAY['pending'::public.job_status, 'running'::public.job_status])) AND (kind = 'index'::text));
 
 --
 -- Name: chunks bm25_chunks_deleted; Type: TRIGGER; Schema: public; Owner: -

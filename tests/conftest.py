@@ -18,12 +18,30 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
+from codebase_mcp.errors import Cancelled
+from codebase_mcp.indexing.run import RunControl
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage.database import Database, open_database
 from codebase_mcp.storage.embedded import DATABASE_NAME, database_uri, start_embedded
 from codebase_mcp.storage.migrate import migrate
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class StopAfter(RunControl):
+    """A run cancelled at its stop check number ``checks + 1`` (``checks`` = 0: the first one)."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self.checks = checks
+        self.made = 0
+
+    def check(self) -> None:
+        self.made += 1
+        if self.made > self.checks:
+            raise Cancelled("stopped by the test")
+
+
 TEMPLATE = "cbm_test_template"
 
 

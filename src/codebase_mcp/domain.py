@@ -28,6 +28,14 @@ class JobStatus(StrEnum):
         return self in (JobStatus.PENDING, JobStatus.RUNNING)
 
 
+class RunKind(StrEnum):
+    """How an index run came about; every run is a row of the job table, of one of these kinds."""
+
+    INDEX = "index"  # a queued job: any worker claims it, and hands it back when it stops
+    FOREGROUND = "foreground"  # `codebase-mcp index` in the command's own process
+    SYNC = "sync"  # the daemon's watcher following a repository's edits
+
+
 class JobPhase(StrEnum):
     QUEUED = "queued"
     SCANNING = "scanning"
@@ -104,6 +112,11 @@ class BatchStats:
     files_dropped: int = 0
     chunks_written: int = 0
     chunks_embedded: int = 0
+
+    @property
+    def wrote(self) -> bool:
+        """Whether the batch changed the index (a file touched only in its mtime does not count)."""
+        return bool(self.files_written or self.files_dropped or self.chunks_written or self.chunks_embedded)
 
 
 @dataclass(frozen=True)
@@ -265,7 +278,10 @@ class DatabaseStatus:
 
 @dataclass(frozen=True)
 class Job:
+    """One index run's record (a row of ``indexing_jobs``): a queued job, or a run recorded as it ran."""
+
     id: uuid.UUID
+    kind: RunKind
     project_id: str
     repo_path: str
     status: JobStatus

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socketserver
 import subprocess
 import threading
+import time
+from asyncio.subprocess import PIPE
 from pathlib import Path
 
 from codebase_mcp.daemon.paths import DaemonPaths
+from codebase_mcp.domain import JobPhase, JobStatus, RunKind
+from codebase_mcp.storage import job_store, locks, repo_store
+from codebase_mcp.storage.database import Database
 from tests.conftest import cli_command
 
 
@@ -68,8 +74,16 @@ def test_index_search_reindex_forget(cli_env: dict[str, str], polyglot: Path) ->
     run(cli_env, "watch", str(polyglot))
     assert json.loads(run(cli_env, "repos", "--json").stdout)[0]["watch"] is True
     assert json.loads(run(cli_env, "daemon", "status", "--json").stdout) == {"running": False}
-    jobs = run(cli_env, "jobs")
-    assert "no jobs yet" in jobs.stdout
+    # both runs are in the job list, as foreground runs, newest first
+    listed = json.loads(run(cli_env, "jobs", "--json").stdout)
+    root = str(polyglot.resolve())
+    assert [(j["kind"], j["status"], j["repo_path"]) for j in listed] == [("foreground", "completed", root)] * 2
+    assert [j["files_indexed"] for j in listed] == [1, 20] and listed[1]["files_total"] == 20
+    assert listed[0]["phase"] == "done" and listed[0]["progress_percent"] == 100
+    text = run(cli_env, "jobs").stdout
+    assert f"{listed[0]['job_id']}  foreground  completed  {root}" in text
+    one = json.loads(run(cli_env, "jobs", listed[1]["job_id"], "--json").stdout)
+    assert one["kind"] == "foreground" and one["chunks_created"] > 0
 
     run(cli_env, "forget", str(polyglot))
     assert json.loads(run(cli_env, "repos", "--json").stdout) == []
@@ -93,6 +107,44 @@ def test_bad_input_gives_clear_errors_and_exit_codes(cli_env: dict[str, str], po
     assert unknown_job.returncode == 2 and "Traceback" not in unknown_job.stderr
     bad_project = run(cli_env, "index", str(polyglot), "--project", "../etc", ok=False)
     assert bad_project.returncode == 2 and "Invalid project id" in bad_project.stderr
+    assert json.loads(run(cli_env, "jobs", "--json").stdout) == [], "bad input starts no run"
+
+
+async def test_a_foreground_run_is_listed_while_it_runs_and_cancelled_by_id(
+    cli_env: dict[str, str], db: Database, polyglot: Path
+) -> None:
+    """`codebase-mcp index` is a run like a job: listed while it waits for its repository (held here by
+    another run), and cancelled by id (as cancel_indexing_job does) at its next check."""
+    run(cli_env, "index", str(polyglot))
+    async with db.connection() as conn:
+        repo = await repo_store.find_repository(conn, "default", str(polyglot.resolve()))
+    (polyglot / "src" / "taxes.py").write_text("def vat_for_country(code):\n    return 0.2\n")
+    async with db.session_lock(locks.REPOSITORY, repo.id):
+        proc = await asyncio.create_subprocess_exec(
+            *cli_command(), "index", str(polyglot), env=cli_env, stdout=PIPE, stderr=PIPE
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            async with db.connection() as conn:
+                active = await job_store.list_jobs(conn, None, "running", 5)
+            if active:
+                break
+            assert proc.returncode is None and time.monotonic() < deadline, "the run is listed while it waits"
+            await asyncio.sleep(0.1)
+        [waiting] = active
+        assert waiting.kind is RunKind.FOREGROUND and waiting.repo_path == str(polyglot.resolve())
+        assert waiting.phase is JobPhase.QUEUED and waiting.worker_id is not None
+        async with db.connection() as conn:
+            await job_store.request_cancel(conn, str(waiting.id))
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1, err.decode()
+    assert f"Indexing was cancelled (job {waiting.id})" in err.decode() and "Traceback" not in err.decode()
+    async with db.connection() as conn:
+        ended = await job_store.get_job(conn, str(waiting.id))
+        cur = await conn.execute("SELECT count(*) AS n FROM chunks WHERE content LIKE '%%vat_for_country%%'")
+        stored = await cur.fetchone()
+    assert ended.status is JobStatus.CANCELLED and ended.files_indexed == 0
+    assert stored is not None and stored["n"] == 0, "it stopped before storing anything"
 
 
 def test_unreachable_database_is_a_clear_error(cli_env: dict[str, str]) -> None:

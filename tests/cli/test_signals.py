@@ -138,6 +138,12 @@ def test_index_stopped_while_storing(sig: signal.Signals, home: Path, tmp_path: 
     proc = start(home, "index", str(repo), "--no-embed", CODEBASE_MCP_FAKE_EMBEDDING_CPU_MS="0")
     until(lambda: 0 < files(home) < N_FILES, "some files are stored", proc)
     stop(proc, sig, home)
+    # the run's record says it stopped with its process (not left running until a heartbeat timeout)
+    listed = subprocess.run([*cli_command(), "jobs", "--json"], env=env_for(home), capture_output=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    [record] = json.loads(listed.stdout)
+    assert (record["kind"], record["status"]) == ("foreground", "cancelled"), record
+    assert record["status_message"].startswith("stopped with its process"), record
     index_completes(home, repo)
 
 

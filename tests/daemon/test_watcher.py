@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,11 +17,14 @@ from typing import Any
 import pytest
 
 from codebase_mcp.daemon.watcher import Watcher
-from codebase_mcp.domain import SearchFilters
-from codebase_mcp.indexing.locks import RepositoryLocks
+from codebase_mcp.domain import Job, JobStatus, Progress, RunKind, SearchFilters
+from codebase_mcp.indexing.indexer import Indexer
+from codebase_mcp.indexing.run import BACKGROUND_NICE, RecordedRun, RunControl
+from codebase_mcp.jobs.worker import Worker
 from codebase_mcp.runtime import Runtime, open_runtime
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import index_store, repo_store
+from codebase_mcp.storage import index_store, job_store, repo_store
+from tests.conftest import make_repo
 
 
 @pytest.fixture
@@ -29,7 +35,7 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 
 @contextlib.asynccontextmanager
 async def watching(rt: Runtime) -> AsyncIterator[Watcher]:
-    watcher = Watcher(rt, RepositoryLocks())
+    watcher = Watcher(rt)
     stopping = asyncio.Event()
     task = asyncio.create_task(watcher.run(stopping))
     try:
@@ -244,3 +250,113 @@ async def test_a_defect_in_watching_is_reported_as_one_and_the_repository_is_res
         await until(rescanning, "the repository falls back to rescans")
         note = watcher.status()[0]["note"]
         assert "internal error (TypeError" in note and "OS refused" not in note, note
+
+
+async def sync_records(rt: Runtime) -> list[Job]:
+    async with rt.db.connection() as conn:
+        return [j for j in await job_store.list_jobs(conn, None, None, 50) if j.kind is RunKind.SYNC]
+
+
+async def test_a_sync_that_writes_is_in_the_job_list_as_the_repositorys_last_sync(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "billing.py").write_text("def charge_customer(card):\n    return card\n")
+    repo_id = await index_once(runtime, repo)
+
+    async with watching(runtime) as watcher:
+        await until_watching(watcher, repo_id)
+        assert await sync_records(runtime) == [], "the first sync found nothing to change: no row"
+
+        recorded: list[Job] = []
+        for name in ("refund_customer_charge", "void_customer_charge"):
+            (repo / "billing.py").write_text(f"def {name}(card):\n    return -card\n")
+
+            async def synced(name: str = name) -> bool:
+                records = await sync_records(runtime)
+                return (
+                    await keyword_hits(runtime, name) == ["billing.py"]
+                    and bool(records)
+                    and not records[0].status.active
+                )
+
+            await until(synced, f"{name} is synced and recorded")
+            [record] = await sync_records(runtime)
+            assert (record.status, record.files_indexed, record.repo_path) == (
+                JobStatus.COMPLETED,
+                1,
+                str(repo.resolve()),
+            )
+            assert record.chunks_embedded > 0 and record.worker_id is not None
+            recorded.append(record)
+    assert recorded[0].id != recorded[1].id, "each sync is its own run; the list keeps the last one"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are per thread on Linux only")
+async def test_a_job_and_a_sync_of_one_repository_take_turns_on_lower_priority_threads(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one repository lock: a sync that starts while a job indexes the repository waits for it, and
+    both read and chunk on the background threads (nice 10), as the daemon runs them."""
+    repo = make_repo(tmp_path / "repo", 12)
+    repo_id = await index_once(runtime, repo)
+
+    spans: list[tuple[RunKind | None, float, float]] = []
+    holding: list[RunKind | None] = []
+    nices: list[int] = []
+    real_index, real_prepare = Indexer._index, Indexer._prepare
+
+    async def timed(self: Indexer, root: Path, rid: int, run: RunControl, force: bool, embed: bool) -> Progress:
+        kind = run.kind if isinstance(run, RecordedRun) else None
+        holding.append(kind)  # inside the repository lock
+        began = time.monotonic()
+        try:
+            return await real_index(self, root, rid, run, force, embed)
+        finally:
+            spans.append((kind, began, time.monotonic()))
+            holding.remove(kind)
+
+    def slow(self: Indexer, *args: Any) -> Any:
+        nices.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        time.sleep(0.4)  # a job of four batches holds the repository for about 2 s
+        return real_prepare(self, *args)
+
+    monkeypatch.setattr(Indexer, "_index", timed)
+    monkeypatch.setattr(Indexer, "_prepare", slow)
+    async with watching(runtime) as watcher:
+        await until_watching(watcher, repo_id)
+        worker = Worker(runtime, poll_seconds=0.1)
+        working = asyncio.create_task(worker.run())
+        try:
+            async with runtime.db.connection() as conn:
+                job, _ = await job_store.create_job(conn, "default", str(repo.resolve()), True)
+
+            async def job_holds_the_repository() -> bool:
+                return RunKind.INDEX in holding
+
+            await until(job_holds_the_repository, "the job has the repository")
+            # a new file: the job's scan is over, so only a sync can store it
+            (repo / "pkg00" / "added_during_the_job.py").write_text("def written_during_the_job():\n    return 1\n")
+
+            async def both_done() -> bool:
+                async with runtime.db.connection() as conn:
+                    ended = not (await job_store.get_job(conn, str(job.id))).status.active
+                syncs = await sync_records(runtime)  # the edit's sync wrote: it has a record
+                return ended and bool(syncs) and not syncs[0].status.active and not holding
+
+            await until(both_done, "the job and the sync have run", timeout=60)
+        finally:
+            worker.stop()
+            await asyncio.wait_for(working, 30)
+    [(_, job_began, job_ended)] = [s for s in spans if s[0] is RunKind.INDEX]
+    sync_spans = [s for s in spans if s[0] is RunKind.SYNC]
+    assert all(ended <= job_began or began >= job_ended for _, began, ended in sync_spans), "never at once"
+    assert any(began >= job_ended for _, began, _ in sync_spans), "the edit's sync waited for the job"
+    async with runtime.db.connection() as conn:
+        assert (await job_store.get_job(conn, str(job.id))).status is JobStatus.COMPLETED
+    [record] = await sync_records(runtime)
+    assert record.files_indexed == 1 and record.status is JobStatus.COMPLETED
+    assert await keyword_hits(runtime, "written_during_the_job") == ["pkg00/added_during_the_job.py"]
+    main_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert len(nices) >= 5 and set(nices) == {max(main_nice, BACKGROUND_NICE)}, nices

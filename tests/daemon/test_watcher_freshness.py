@@ -23,11 +23,10 @@ from mcp_types import CallToolResult
 
 import codebase_mcp
 from codebase_mcp.daemon.watcher import Watcher
-from codebase_mcp.indexing.locks import RepositoryLocks
 from codebase_mcp.runtime import Runtime, open_runtime
 from codebase_mcp.server.app import build_server
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import index_store, repo_store
+from codebase_mcp.storage import index_store, locks, repo_store
 from codebase_mcp.storage.database import Conn
 from tests.conftest import cli_command
 
@@ -41,8 +40,8 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 
 
 @contextlib.asynccontextmanager
-async def watching(rt: Runtime, locks: RepositoryLocks) -> AsyncIterator[Watcher]:
-    watcher = Watcher(rt, locks)
+async def watching(rt: Runtime) -> AsyncIterator[Watcher]:
+    watcher = Watcher(rt)
     stopping = asyncio.Event()
     task = asyncio.create_task(watcher.run(stopping))
     try:
@@ -98,7 +97,7 @@ async def test_an_edit_marks_the_repository_pending_and_a_sync_clears_it(
         await go.wait()
         await stored(conn, rid, seen)
 
-    async with watching(runtime, RepositoryLocks()) as watcher:
+    async with watching(runtime) as watcher:
         await start_watching(watcher, repo_id)  # nothing was marked: the catch-up sync stores nothing
         assert await pending_at(runtime, repo_id) is None
         monkeypatch.setattr(index_store, "changes_stored", held)
@@ -167,13 +166,11 @@ async def test_a_search_right_after_an_edit_finds_it_or_says_pending(
     repo = tmp_path / "payments"
     repo.mkdir()
     repo_id = await indexed_repo(runtime, repo)
-    root = str(repo.resolve())
-    locks = RepositoryLocks()
     src = str(Path(codebase_mcp.__file__).parents[1])  # the CLI imports this checkout's code
     env = cli_env | {"PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
 
     async with (
-        watching(runtime, locks) as watcher,
+        watching(runtime) as watcher,
         Client(build_server(settings.model_copy(update={"run_worker": False}))) as client,
     ):
         await start_watching(watcher, repo_id)
@@ -184,8 +181,8 @@ async def test_a_search_right_after_an_edit_finds_it_or_says_pending(
         before = await search()
         assert not before.found and not before.pending and "note:" not in before.text
 
-        # the sync is held (as if it were still scanning): the edit is seen but not stored
-        async with locks.of(root):
+        # the sync is held (another run has the repository): the edit is seen but not stored
+        async with runtime.db.session_lock(locks.REPOSITORY, repo_id):
             with (repo / "ledger.py").open("a") as f:
                 f.write(f"\n\ndef {NEW_NAME}(ledger, statement):\n    return [e for e in ledger if e in statement]\n")
             answers: list[Answer] = []

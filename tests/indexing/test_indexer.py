@@ -14,7 +14,7 @@ from codebase_mcp.indexing.scanner import FileEntry
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import locks
 from codebase_mcp.storage.database import Database
-from tests.conftest import make_repo
+from tests.conftest import StopAfter, make_repo
 
 
 async def scalar(db: Database, query: str, *params: object) -> object:
@@ -129,15 +129,9 @@ async def test_a_file_that_becomes_a_secret_leaves_the_index(
 async def test_cancel_keeps_what_was_committed(
     db: Database, settings: Settings, fake_model: FakeEmbeddingModel, polyglot: Path
 ) -> None:
-    calls = {"n": 0}
-
-    def stop_after_two_batches() -> bool:
-        calls["n"] += 1
-        return calls["n"] > 2
-
     indexer = Indexer(db, fake_model, settings)
     with pytest.raises(Cancelled):
-        await indexer.index(polyglot, should_stop=stop_after_two_batches)
+        await indexer.index(polyglot, run=StopAfter(2))  # two batches
     stored = await scalar(db, "SELECT count(*) FROM files")
     assert stored == 2 * settings.store_batch_files
     # every stored file is complete: it has chunks
@@ -210,7 +204,7 @@ async def test_a_run_waiting_for_the_lock_can_be_cancelled(
     # another process's run holds the repository (a session of its own): however busy the machine,
     # the lock is held when the second run starts
     async with db.session_lock(locks.REPOSITORY, int(str(repo_id))):
-        waiting = asyncio.create_task(Indexer(db, fake_model, settings).index(repo, should_stop=lambda: True))
+        waiting = asyncio.create_task(Indexer(db, fake_model, settings).index(repo, run=StopAfter(0)))
         with pytest.raises(Cancelled, match="another run of this repository"):
             await waiting
     assert (await Indexer(db, fake_model, settings).index(repo)).files_indexed == 1, "the lock was released"

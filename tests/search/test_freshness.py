@@ -8,6 +8,7 @@ from pathlib import Path
 from codebase_mcp.domain import BatchStats, SearchFilters
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.indexing.indexer import Indexer
+from codebase_mcp.indexing.run import RunControl
 from codebase_mcp.search.engine import SearchEngine
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import job_store, repo_store
@@ -46,12 +47,13 @@ async def test_a_run_clears_only_the_changes_seen_before_its_scan(
     billing.write_text(billing.read_text() + "\n\ndef second_late_edit():\n    return 2\n")
     seen_during: list[bool] = []
 
-    async def change_during_the_run(_conn: Conn, _stats: BatchStats) -> None:
-        if not seen_during:
-            await mark(db, repo_id)  # on another connection, while the run's batch is open
-            seen_during.append(True)
+    class ChangeDuringTheRun(RunControl):
+        async def fence(self, conn: Conn, stats: BatchStats) -> None:
+            if not seen_during:
+                await mark(db, repo_id)  # on another connection, while the run's batch is open
+                seen_during.append(True)
 
-    await indexer.index(polyglot, fence=change_during_the_run)
+    await indexer.index(polyglot, run=ChangeDuringTheRun())
     assert seen_during
     assert (await freshness_of(db))["polyglot"] is not None, "the change seen during the run is still pending"
     await indexer.index(polyglot)

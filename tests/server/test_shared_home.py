@@ -65,7 +65,8 @@ async def test_two_servers_and_a_cli_share_one_home(cli_env: dict[str, str], tmp
         done = await wait_done(two, a["job_id"])
         assert done["status"] == "completed" and done["files_indexed"] == 400
         ok, jobs = await call(two, "list_indexing_jobs")
-        assert [j["repo_path"] for j in jobs["jobs"]] == [str(shared)], "one job, no duplicates"
+        listed = sorted((j["kind"], j["repo_path"]) for j in jobs["jobs"])
+        assert listed == [("foreground", str(cli_repo.resolve())), ("index", str(shared))], "one job, no duplicates"
         assert len(postmasters(home / "pgdata")) == 1
         ok, res = await call(one, "search_code", query="reconcile ledger entries")
         assert ok and res["results"][0]["path"].endswith("module_0003.py")

@@ -9,6 +9,7 @@ import os
 import signal
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,11 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
 
+from codebase_mcp.domain import RunKind
 from codebase_mcp.server.app import build_server
 from codebase_mcp.settings import Settings
+from codebase_mcp.storage import index_store, job_store
+from codebase_mcp.storage.database import Database
 from tests.conftest import make_repo
 from tests.daemon.test_daemon_processes import stop_daemon
 from tests.server.client import params
@@ -126,6 +130,27 @@ async def test_an_unknown_task_is_invalid_params(quiet: Settings, task_id: str) 
             with pytest.raises(MCPError) as unknown:
                 await request(client.session, task_id)
             assert unknown.value.code == INVALID_PARAMS and "Task not found" in unknown.value.message
+
+
+async def test_a_foreground_run_or_a_sync_is_no_task(quiet: Settings, db: Database, polyglot: Path) -> None:
+    """Only a started job was ever a task: the id of a foreground run or a sync is an unknown task (and
+    tasks/cancel leaves it running), while the job tools show it with its kind."""
+    async with db.connection() as conn:
+        await index_store.ensure_project(conn, "default")
+        runs = [
+            await job_store.start_run(conn, kind, "default", str(polyglot), f"host:1:{kind}", datetime.now(UTC))
+            for kind in (RunKind.FOREGROUND, RunKind.SYNC)
+        ]
+    async with Client(build_server(quiet), extensions=[Tasks()]) as client:
+        for run in runs:
+            for request in (get_task, cancel_task):
+                with pytest.raises(MCPError) as unknown:
+                    await request(client.session, str(run.id))
+                assert unknown.value.code == INVALID_PARAMS and "Task not found" in unknown.value.message
+            status = structured(await client.call_tool("get_indexing_status", {"job_id": str(run.id)}))
+            assert status["kind"] == run.kind and status["status"] == "running" and not status["cancel_requested"]
+        listed = structured(await client.call_tool("list_indexing_jobs", {}))["jobs"]
+        assert sorted(j["kind"] for j in listed) == ["foreground", "sync"]
 
 
 async def update_job(settings: Settings, job_id: str, assignments: str) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
 from codebase_mcp.core.identity import application_name
-from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate
+from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate, RunKind
 from codebase_mcp.errors import InvalidInput, LostOwnership, NotFound
 from codebase_mcp.storage import index_store
 from codebase_mcp.storage import job_store as store
@@ -173,3 +174,87 @@ async def test_takeover_ends_the_silent_workers_sessions(db: Database) -> None:
         with pytest.raises(psycopg.OperationalError):
             await paused.execute("SELECT 1")
         assert await (await other.execute("SELECT 1")).fetchone() == (1,), "other processes keep their sessions"
+
+
+# --- runs of every kind: foreground runs and syncs are recorded beside the queued jobs ----------------
+
+
+async def start_run(db: Database, kind: RunKind, repo: str = "/r", owner: str = "thishost:1:aaa111") -> Job:
+    async with db.connection() as conn:
+        await index_store.ensure_project(conn, "default")
+        return await store.start_run(conn, kind, "default", repo, owner, datetime.now(UTC))
+
+
+async def test_a_foreground_run_or_a_sync_is_never_queued_claimed_or_counted_as_a_job(db: Database) -> None:
+    sync = await start_run(db, RunKind.SYNC)
+    foreground = await start_run(db, RunKind.FOREGROUND)
+    assert (sync.status, sync.attempt, sync.phase) == (JobStatus.RUNNING, 1, JobPhase.QUEUED)
+    assert sync.started_at is not None and sync.started_at == sync.created_at
+    async with db.connection() as conn:
+        # a job of the same repository is queued beside them: they wait on the repository lock, not the queue
+        job, created = await store.create_job(conn, "default", "/r", False)
+        assert created and job.kind is RunKind.INDEX
+        await conn.execute("UPDATE indexing_jobs SET heartbeat_at = now() - interval '1 hour' WHERE kind <> 'index'")
+        claimed = await store.claim(conn, "w1", 30, 1)
+        assert claimed is not None and claimed.id == job.id, "running runs are not counted against the limit"
+        await conn.commit()
+        assert await store.claim(conn, "w2", 30, 5) is None, "a silent foreground run or sync is not taken over"
+        assert await store.claimable_count(conn, 30) == 0
+        await conn.commit()
+        # the database keeps them out of the queue and keeps their kind
+        with pytest.raises(psycopg.errors.CheckViolation, match="only_jobs_queue"):
+            await store.requeue(conn, sync.id, 1, "requeued")
+        await conn.rollback()
+        with pytest.raises(psycopg.errors.CheckViolation, match="kind cannot change"):
+            await conn.execute("UPDATE indexing_jobs SET kind = 'index' WHERE id = %s", (foreground.id,))
+        await conn.rollback()
+        with pytest.raises(ValueError, match="create_job"):
+            await store.start_run(conn, RunKind.INDEX, "default", "/r", "w", datetime.now(UTC))
+        listed = await store.list_jobs(conn, None, None, 10)
+    assert {j.kind for j in listed} == {RunKind.INDEX, RunKind.FOREGROUND, RunKind.SYNC}
+
+
+async def test_runs_whose_process_stopped_answering_end_as_failed(db: Database) -> None:
+    silent = await start_run(db, RunKind.FOREGROUND, "/a", owner="otherhost:4242:aaa111")
+    alive = await start_run(db, RunKind.SYNC, "/b", owner="otherhost:4243:bbb222")
+    job = await new_job(db, "/c")
+    async with db.connection() as conn:
+        claimed = await store.claim(conn, "otherhost:4244:ccc333", 30, 2)
+        assert claimed is not None
+        await conn.execute(
+            "UPDATE indexing_jobs SET heartbeat_at = now() - interval '1 minute' WHERE id = ANY(%s)",
+            ([silent.id, job.id],),
+        )
+    async with db.connection() as conn:
+        assert await store.end_abandoned_runs(conn, 30, "thishost:1:ddd444") == 1
+        ended = await store.get_job(conn, str(silent.id))
+        assert ended.status is JobStatus.FAILED and ended.error_message == store.ABANDONED
+        assert (await store.get_job(conn, str(alive.id))).status is JobStatus.RUNNING, "its heartbeat is fresh"
+        assert (await store.get_job(conn, str(job.id))).status is JobStatus.RUNNING, "a job is taken over instead"
+        with pytest.raises(LostOwnership):
+            await store.heartbeat(conn, silent.id, 1, "otherhost:4242:aaa111")
+
+
+async def test_dead_local_runs_fail_and_dead_local_jobs_are_released(db: Database) -> None:
+    dead_run = await start_run(db, RunKind.SYNC, "/a", owner="thishost:999999:aaa111")
+    live_run = await start_run(db, RunKind.FOREGROUND, "/b", owner="thishost:1:bbb222")
+    await new_job(db, "/c")
+    async with db.connection() as conn:
+        dead_job = await store.claim(conn, "thishost:999998:ccc333", 30, 2)
+        assert dead_job is not None
+        assert await store.release_dead_local_jobs(conn, "thishost:", {1}) == 1
+        await conn.commit()
+        assert (await store.get_job(conn, str(dead_run.id))).status is JobStatus.FAILED
+        assert (await store.get_job(conn, str(live_run.id))).status is JobStatus.RUNNING
+        assert await store.claimable_count(conn, 30) == 1, "the dead worker's job is claimable at once"
+
+
+async def test_the_job_list_keeps_the_last_sync_of_each_repository(db: Database) -> None:
+    syncs = [await start_run(db, RunKind.SYNC, repo) for repo in ("/a", "/a", "/b")]
+    running = await start_run(db, RunKind.SYNC, "/a")
+    async with db.connection() as conn:
+        for sync in syncs:
+            assert await store.finish(conn, sync.id, 1, JobStatus.COMPLETED, "completed", None)
+        assert await store.keep_last_sync(conn, syncs[1]) == 1
+        kept = {j.id for j in await store.list_jobs(conn, None, None, 10)}
+    assert kept == {syncs[1].id, syncs[2].id, running.id}, "the older finished sync of /a is gone"

@@ -21,6 +21,7 @@ from codebase_mcp.storage import index_store, retrieval, search_store
 from codebase_mcp.storage.database import Database
 from codebase_mcp.storage.retrieval import keyword_candidates
 from codebase_mcp.storage.search_store import tsquery_any
+from tests.conftest import StopAfter
 
 
 async def _stats(db: Database, repo_name: str) -> tuple[dict[str, Any], dict[str, int]]:
@@ -174,16 +175,9 @@ async def test_keyword_search_works_while_postings_are_built(
     repo = tmp_path / "halfway"
     _write_tree(repo, 40)
     (repo / "m0.py").write_text("def zephyr_window():\n    return 'zephyr'\n")
-    batches = 0
-
-    def stop_after_two() -> bool:
-        nonlocal batches
-        batches += 1
-        return batches > 2
-
     indexer = Indexer(db, FakeEmbeddingModel(), settings)
     with pytest.raises(Cancelled):
-        await indexer.index(repo, should_stop=stop_after_two)
+        await indexer.index(repo, run=StopAfter(2))
     async with db.connection() as conn:
         cur = await conn.execute(
             "SELECT count(*) AS n FROM bm25_postings p JOIN repositories r ON r.id = p.repository_id "
@@ -219,15 +213,8 @@ async def test_a_project_searches_loading_and_ready_repositories_together(
     await indexer.index(tmp_path / "ready")
     _write_tree(tmp_path / "loading", 40, seed=2)
     (tmp_path / "loading" / "m0.py").write_text("def quokka_window():\n    return 'quokka'\n")
-    batches = 0
-
-    def stop_after_two() -> bool:
-        nonlocal batches
-        batches += 1
-        return batches > 2
-
     with pytest.raises(Cancelled):
-        await indexer.index(tmp_path / "loading", should_stop=stop_after_two)
+        await indexer.index(tmp_path / "loading", run=StopAfter(2))
     postings_read: list[list[int]] = []
     real_postings = retrieval.PostingsBm25
 

@@ -23,7 +23,7 @@ from rich.markup import escape
 from codebase_mcp.core import untrusted
 from codebase_mcp.daemon import client as daemon_client
 from codebase_mcp.daemon.paths import database_key
-from codebase_mcp.domain import SearchFilters, SearchResponse
+from codebase_mcp.domain import Progress, SearchFilters, SearchResponse
 from codebase_mcp.errors import CodebaseError, DaemonError, InvalidInput, NotFound
 from codebase_mcp.logging_setup import setup_logging
 from codebase_mcp.search import freshness
@@ -151,14 +151,8 @@ def index(
         _run(lambda settings: _queue_job(settings, path, project, force), verbose=verbose)
         return
 
-    from codebase_mcp.cli.progress import progress_reporter  # rich.progress: only indexing shows one
-
     async def go(settings: Settings) -> None:
-        async with open_runtime(settings) as rt:
-            with progress_reporter(err) as report:
-                state = await rt.indexer.index(
-                    path, project_id=project, force=force, progress=report, embed=not no_embed
-                )
+        state = await _index_here(settings, path, project, force, not no_embed)
         # a running daemon watches the repository from now on, not from its next periodic look
         with contextlib.suppress(daemon_client.NotRunning, CodebaseError):
             await daemon_client.request(settings.home, "wake", timeout=5.0)
@@ -172,6 +166,39 @@ def index(
         )
 
     _run(go, verbose=verbose)
+
+
+async def _index_here(settings: Settings, path: str, project: str, force: bool, embed: bool) -> Progress:
+    """A foreground run: in this process, recorded in the job table as kind ``foreground`` (listed by
+    ``jobs``, cancellable by id), at normal CPU priority, with no time limit."""
+    from codebase_mcp.cli.progress import progress_reporter  # rich.progress: only indexing shows one
+    from codebase_mcp.core.validation import validate_root
+    from codebase_mcp.domain import JobStatus
+    from codebase_mcp.errors import Cancelled, LostOwnership, Signal
+    from codebase_mcp.indexing.run import RecordedRun
+
+    root = validate_root(path)  # a bad path is an input error: nothing to record
+    async with open_runtime(settings) as rt:
+        with progress_reporter(err) as report:
+            run = RecordedRun.foreground(rt.db, settings, project, str(root), on_progress=report)
+            outcome = await run.execute(
+                lambda: rt.indexer.index(root, run=run, project_id=project, force=force, embed=embed)
+            )
+    if outcome.status is JobStatus.COMPLETED and outcome.progress is not None:
+        return outcome.progress
+    cause, job = outcome.cause, f"job {run.job.id}" if run.job is not None else "this run"
+    if isinstance(cause, CodebaseError):
+        raise cause
+    if isinstance(cause, Cancelled):
+        raise CodebaseError(f"Indexing was cancelled ({job}); what it stored stays indexed: run it again to continue.")
+    if isinstance(cause, LostOwnership):
+        raise CodebaseError(
+            f"Indexing stopped ({job}): its record was ended while this process did not answer (paused?); "
+            "what it stored stays indexed: run it again to continue."
+        )
+    if cause is None or isinstance(cause, Signal):
+        raise CodebaseError(f"Indexing stopped ({job}): {outcome.message}.")
+    raise cause  # a defect: reported as an internal error, its traceback in the log
 
 
 async def _queue_job(settings: Settings, path: str, project: str, force: bool) -> None:
@@ -237,7 +264,8 @@ def jobs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500)] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Indexing jobs: one job's progress, or the most recent ones."""
+    """Index runs: one run's progress, or the most recent ones (kind: index, a queued job; foreground, an
+    `index` run in its own process; sync, the daemon following edits)."""
     from codebase_mcp.storage import job_store
     from codebase_mcp.storage.database import open_database
 
@@ -260,7 +288,8 @@ def jobs(
             out.print("no jobs yet: `codebase-mcp index PATH --background` queues one")
         for r in records:
             out.print(
-                f"[bold]{r['job_id']}[/]  {r['status']}  {escape(str(r['repo_path']))}  ({r['project_id']})",
+                f"[bold]{r['job_id']}[/]  {r['kind']:<10}  {r['status']}  {escape(str(r['repo_path']))}  "
+                f"({r['project_id']})",
                 highlight=False,
             )
             out.print(f"    {escape(str(r['status_message'] or ''))}", highlight=False)

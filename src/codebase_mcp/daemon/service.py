@@ -28,7 +28,6 @@ from codebase_mcp.daemon.paths import DaemonPaths, database_key
 from codebase_mcp.daemon.watcher import Watcher
 from codebase_mcp.domain import SearchFilters
 from codebase_mcp.errors import CodebaseError, DatabaseUnavailable, InvalidInput
-from codebase_mcp.indexing.locks import RepositoryLocks
 from codebase_mcp.jobs.worker import Worker
 from codebase_mcp.runtime import Runtime, open_runtime
 from codebase_mcp.settings import Settings
@@ -55,12 +54,11 @@ class Daemon:
         self.rt = runtime
         self.settings = runtime.settings
         self.paths = paths
-        self.locks = RepositoryLocks()
+        # a job and a sync of one repository take turns on its repository lock (indexing/run.py)
+        self.watcher = Watcher(runtime, self.touch) if self.settings.watch else None
         # jobs queued through us (servers, the CLI) wake the worker at once; the slow poll finds the others
-        self.watcher = Watcher(runtime, self.locks, self.touch) if self.settings.watch else None
         self.worker = Worker(
             runtime,
-            locks=self.locks,
             poll_seconds=max(self.settings.job_poll_seconds, 5.0),
             # a repository is watched from the moment its job completes
             on_completed=lambda _job: self.watcher.look_now() if self.watcher else None,

@@ -10,7 +10,9 @@ the next one. A sync is searchable by keyword as soon as its files are stored; e
 chunks follows and gives way to the next sync when more edits arrive. When the OS refuses more watches
 (Linux's ``max_user_watches``), the repository is rescanned periodically instead, and status says so.
 
-Syncs of a repository and jobs on it take turns (``RepositoryLocks``).
+A sync is an index run like any other (``indexing/run.py``): recorded in the job table as kind ``sync``
+from its first write, on the lower-priority threads, cancellable by id, and holding the repository lock,
+so syncs of a repository and jobs or foreground runs on it take turns.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from codebase_mcp.core.identity import host_name
-from codebase_mcp.domain import JobPhase, Progress, Repository
-from codebase_mcp.errors import Cancelled, CodebaseError
-from codebase_mcp.indexing.locks import RepositoryLocks
+from codebase_mcp.domain import JobPhase, JobStatus, Progress, Repository
+from codebase_mcp.errors import CodebaseError
+from codebase_mcp.indexing.run import RecordedRun
 from codebase_mcp.indexing.scanner import SKIP_DIRS
 from codebase_mcp.runtime import Runtime
 from codebase_mcp.storage import repo_store
@@ -83,12 +85,9 @@ def change_filter(root: Path) -> Callable[[Any, str], bool]:
 
 
 class Watcher:
-    def __init__(
-        self, runtime: Runtime, locks: RepositoryLocks, on_activity: Callable[[], None] = lambda: None
-    ) -> None:
+    def __init__(self, runtime: Runtime, on_activity: Callable[[], None] = lambda: None) -> None:
         self.rt = runtime
         self.settings = runtime.settings
-        self.locks = locks
         self.on_activity = on_activity
         self.watched: dict[int, WatchedRepository] = {}
         self._look = asyncio.Event()
@@ -203,45 +202,45 @@ class Watcher:
             log.warning("could not mark %s as changed: %s", watched.repository.root_path, exc.message[:300])
 
     async def _sync_loop(self, watched: WatchedRepository) -> None:
-        repo = watched.repository
         while True:
             await watched.dirty.wait()
             watched.dirty.clear()
-            phase = [JobPhase.SCANNING]
-
-            def track(p: Progress, phase: list[JobPhase] = phase) -> None:
-                phase[0] = p.phase
-
-            def preempt(phase: list[JobPhase] = phase) -> bool:
-                # more edits arrived while embedding: store them first, embed after
-                return phase[0] == JobPhase.EMBEDDING and watched.dirty.is_set()
-
             watched.syncing = True
             try:
-                async with self.locks.of(repo.root_path):
-                    state = await self.rt.indexer.index(
-                        repo.root_path, project_id=repo.project_id, progress=track, should_stop=preempt
-                    )
-                watched.last_synced_at = datetime.now(UTC)
-                watched.syncs += 1
-                watched.last_error = None
-                if watched.mode == "starting":
-                    watched.mode = "watching"
-                if state.files_indexed or state.files_deleted:
-                    log.info(
-                        "synced %s: %d files written, %d removed",
-                        repo.root_path,
-                        state.files_indexed,
-                        state.files_deleted,
-                    )
-            except Cancelled:  # preempted by newer edits: the next round picks everything up
-                watched.preempted += 1
-            except CodebaseError as exc:
+                await self._sync(watched)
+            except CodebaseError as exc:  # its outcome could not be written (the database is away)
                 watched.last_error = exc.message
-                log.warning("sync of %s failed: %s", repo.root_path, exc.message[:300])
+                log.warning("sync of %s failed: %s", watched.repository.root_path, exc.message[:300])
             except Exception as exc:
                 watched.last_error = f"internal error ({type(exc).__name__}); see the log"
-                log.exception("sync of %s failed", repo.root_path)
+                log.exception("sync of %s failed", watched.repository.root_path)
             finally:
                 watched.syncing = False
                 self.on_activity()
+
+    async def _sync(self, watched: WatchedRepository) -> None:
+        """One incremental run of the repository, recorded as a sync; it gives way (at a batch boundary)
+        when more edits arrive while it embeds: store them first, embed after."""
+        repo = watched.repository
+
+        def newer_edits(progress: Progress) -> bool:
+            return progress.phase == JobPhase.EMBEDDING and watched.dirty.is_set()
+
+        run = RecordedRun.sync(self.rt.db, self.settings, repo.project_id, repo.root_path, preempt=newer_edits)
+        outcome = await run.execute(lambda: self.rt.indexer.index(repo.root_path, run=run, project_id=repo.project_id))
+        if run.preempted:  # the next round picks everything up
+            watched.preempted += 1
+        elif outcome.status is JobStatus.COMPLETED and outcome.progress is not None:
+            watched.last_synced_at = datetime.now(UTC)
+            watched.syncs += 1
+            watched.last_error = None
+            if watched.mode == "starting":
+                watched.mode = "watching"
+            state = outcome.progress
+            if state.files_indexed or state.files_deleted:
+                log.info(
+                    "synced %s: %d files written, %d removed", repo.root_path, state.files_indexed, state.files_deleted
+                )
+        elif outcome.status is JobStatus.FAILED:
+            watched.last_error = outcome.error or outcome.message
+            log.warning("sync of %s failed: %s", repo.root_path, watched.last_error[:300])

@@ -16,11 +16,10 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 from codebase_mcp.core.analysis import analyse, tsvector_binary
 from codebase_mcp.core.identity import host_name
@@ -39,14 +38,13 @@ from codebase_mcp.domain import (
     SkippedFile,
 )
 from codebase_mcp.embeddings.base import EmbeddingModel, Vectors
-from codebase_mcp.errors import Cancelled
 from codebase_mcp.indexing.chunker import Chunk, chunk_file
 from codebase_mcp.indexing.embed_policy import EmbedPolicy
+from codebase_mcp.indexing.run import RunControl, repository_lock
 from codebase_mcp.indexing.scanner import FileEntry, load_file, scan
 from codebase_mcp.settings import Settings
-from codebase_mcp.storage import index_store, locks
+from codebase_mcp.storage import index_store
 from codebase_mcp.storage.database import Database
-from codebase_mcp.storage.index_store import Fence
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +58,6 @@ ANALYZE_AFTER_CHUNKS = 2000
 #: of per statement (migration 0009; docs/benchmarks/indexing.md has the measurement).
 BULK_MIN_FILES = 200
 BULK_MIN_SHARE = 1 / 3
-T = TypeVar("T")
-ProgressCallback = Callable[[Progress], None]
-StopCheck = Callable[[], bool]
 
 
 def embedding_text(rel_path: str, symbol: str | None, content: str) -> str:
@@ -121,15 +116,21 @@ def store_batches(entries: Sequence[FileEntry], max_files: int, max_bytes: int) 
     return batches
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a run's scan found to do: the files to read, what is stored of them, whether it loads in bulk."""
+
+    known: dict[str, FileState]
+    to_read: list[FileEntry]
+    bulk: bool
+    skipped: list[SkippedFile]
+
+
 class Indexer:
-    def __init__(
-        self, db: Database, model: EmbeddingModel, settings: Settings, *, executor: Executor | None = None
-    ) -> None:
-        """``executor`` runs the CPU work (scan, read and chunk, embed); None: asyncio's default."""
+    def __init__(self, db: Database, model: EmbeddingModel, settings: Settings) -> None:
         self.db = db
         self.model = model
         self.settings = settings
-        self._executor = executor
         # a batch statement slower than a heartbeat timeout means a paused or hung writer
         self._batch_timeout_ms = int(max(settings.job_heartbeat_timeout_seconds, 10.0) * 1000)
 
@@ -137,55 +138,55 @@ class Indexer:
         self,
         path: str | os.PathLike[str],
         *,
+        run: RunControl | None = None,
         project_id: str = "default",
         force: bool = False,
-        progress: ProgressCallback | None = None,
-        should_stop: StopCheck | None = None,
         embed: bool = True,
-        fence: Fence | None = None,
     ) -> Progress:
-        """Index (or re-index) the repository at ``path``. Every batch commits on its own, so whatever
-        stops the run (an error, a cancel, a full disk) leaves the files committed so far searchable."""
+        """Index (or re-index) the repository at ``path`` as ``run`` (None: a run nobody records, which
+        never stops). Every batch commits on its own, so whatever stops the run (an error, a cancel, a
+        full disk) leaves the files committed so far searchable."""
         root = validate_root(path)
-        state = Progress(phase=JobPhase.SCANNING)
-        notify = progress or (lambda _p: None)
-        stop = should_stop or (lambda: False)
-
+        control = run or RunControl()
         async with self.db.connection() as conn:
             await index_store.ensure_project(conn, project_id)
             repo_id = await index_store.ensure_repository(conn, project_id, str(root), root.name, host_name())
+        async with repository_lock(self.db, repo_id, control):
+            return await self._index(root, repo_id, control, force, embed)
 
-        # one run per repository at a time, whatever process or machine runs it (a job, a CLI run, a
-        # watcher's sync): the second waits, then finds only what changed since
-        def give_up() -> bool:
-            if stop():
-                raise Cancelled("Indexing was cancelled while another run of this repository was finishing.")
-            return False
-
-        async with self.db.session_lock(locks.REPOSITORY, repo_id, give_up=give_up):
-            return await self._index(root, repo_id, state, notify, stop, force, embed, fence)
-
-    async def _index(
-        self,
-        root: Path,
-        repo_id: int,
-        state: Progress,
-        notify: ProgressCallback,
-        stop: StopCheck,
-        force: bool,
-        embed: bool,
-        fence: Fence | None,
-    ) -> Progress:
+    async def _index(self, root: Path, repo_id: int, run: RunControl, force: bool, embed: bool) -> Progress:
+        state = Progress(phase=JobPhase.SCANNING)
         async with self.db.connection() as conn:
             model_id = await index_store.ensure_model(conn, self.model.name, self.model.dimension)
             # the watcher's latest change before this scan: cleared once the store phase has committed
             seen = await index_store.changes_pending_at(conn, repo_id)
-
+        run.report(state)
+        plan = await self._plan(root, repo_id, model_id, state, run, force)
+        state.phase = JobPhase.CHUNKING
+        run.report(state)
         started = time.perf_counter()
-        notify(state)
-        result = await self._in_thread(scan, root, self.settings.max_file_bytes)
+        skipped = await self._store(root, repo_id, plan, state, run)
+        state.seconds["store"] = time.perf_counter() - started
+        await self._stored(repo_id, skipped, seen, state)
+        if embed:
+            state.phase = JobPhase.EMBEDDING
+            run.report(state)
+            await self.embed_pending(repo_id, model_id, state, run)
+        state.phase = JobPhase.FINALIZING
+        run.report(state)
+        async with self.db.connection() as conn:
+            await index_store.mark_indexed(conn, repo_id)
+        state.phase = JobPhase.DONE
+        run.report(state)
+        return state
+
+    async def _plan(
+        self, root: Path, repo_id: int, model_id: int, state: Progress, run: RunControl, force: bool
+    ) -> _Plan:
+        """Scan, compare with what is stored, and drop what must go: the files left to read."""
+        started = time.perf_counter()
+        result = await run.in_thread(scan, root, self.settings.max_file_bytes)
         state.seconds["scan"] = time.perf_counter() - started
-        skipped: list[SkippedFile] = list(result.skipped)
         state.files_total = len(result.files)
 
         async with self.db.connection() as conn:
@@ -212,37 +213,39 @@ class Indexer:
         if gone:
             async with self.db.connection() as conn:
                 await index_store.delete_files(conn, repo_id, gone)
+                await run.fence(conn, BatchStats(files_dropped=len(gone)))
             state.files_deleted = len(gone)
-
         state.files_done = state.files_unchanged
-        state.phase = JobPhase.CHUNKING
-        notify(state)
+        return _Plan(known, to_read, bulk, list(result.skipped))
 
-        started = time.perf_counter()
+    async def _store(
+        self, root: Path, repo_id: int, plan: _Plan, state: Progress, run: RunControl
+    ) -> list[SkippedFile]:
+        """Read, chunk and store the files to read, a batch per transaction (then a bulk load's postings);
+        returns every file left out, the scan's and the reader's."""
+        skipped = list(plan.skipped)
         policy = EmbedPolicy.of(root)
-        batches = store_batches(to_read, self.settings.store_batch_files, self.settings.store_batch_bytes)
+        batches = store_batches(plan.to_read, self.settings.store_batch_files, self.settings.store_batch_bytes)
         # pipeline: the next batch is read and chunked in a thread while PostgreSQL stores this one
         pending: asyncio.Future[list[FileWrite]] | None = None
         analyze_at = ANALYZE_AFTER_CHUNKS
         try:
             for index, batch in enumerate(batches):
-                if stop():
-                    raise Cancelled("Indexing was cancelled; the files stored so far stay indexed.")
-                writes = await (pending or self._in_thread(self._prepare, batch, known, policy))
+                run.check()
+                writes = await (pending or run.in_thread(self._prepare, batch, plan.known, policy))
                 pending = None
                 if index + 1 < len(batches):
-                    pending = self._in_thread(self._prepare, batches[index + 1], known, policy)
+                    pending = run.in_thread(self._prepare, batches[index + 1], plan.known, policy)
                 async with self.db.connection() as conn:
                     stats = await index_store.store_batch(conn, repo_id, writes, self._batch_timeout_ms)
-                    if fence is not None:
-                        await fence(conn, stats)
+                    await run.fence(conn, stats)
                 state.files_indexed += stats.files_written
                 state.files_unchanged += stats.files_touched
                 state.chunks_created += stats.chunks_written
                 state.files_deleted += stats.files_dropped
                 skipped.extend(SkippedFile(w.path, w.skip_reason) for w in writes if w.skip_reason)
                 state.files_done += len(batch)
-                notify(state)
+                run.report(state)
                 if state.chunks_created >= analyze_at:
                     async with self.db.connection() as conn:
                         await index_store.analyze_chunks(conn, rows_only=True)
@@ -250,16 +253,18 @@ class Indexer:
         finally:
             if pending is not None:
                 pending.cancel()
-        if bulk:  # the postings of a bulk load, in one sorted pass (keyword search used GIN meanwhile)
+        if plan.bulk:  # the postings of a bulk load, in one sorted pass (keyword search used GIN meanwhile)
             built = time.perf_counter()
             async with self.db.connection() as conn:
                 postings = await index_store.finish_bulk_postings(conn, repo_id)
-                if fence is not None:
-                    await fence(conn, BatchStats())
+                await run.fence(conn, BatchStats())
             state.seconds["postings"] = time.perf_counter() - built
             log.info("built %d BM25 postings of repository %d in bulk", postings, repo_id)
-        state.seconds["store"] = time.perf_counter() - started
+        return skipped
 
+    async def _stored(self, repo_id: int, skipped: list[SkippedFile], seen: datetime | None, state: Progress) -> None:
+        """The store phase has committed: record what was left out, clear the changes stored, and refresh
+        the planner's statistics after a large load."""
         state.files_skipped = len(skipped)
         counts: dict[str, int] = {}
         for item in skipped:
@@ -273,22 +278,6 @@ class Indexer:
             # fresh statistics keep keyword search fast on a big new index (storage/search_store.py)
             async with self.db.connection() as conn:
                 await index_store.analyze_chunks(conn)
-
-        if embed:
-            state.phase = JobPhase.EMBEDDING
-            notify(state)
-            await self.embed_pending(repo_id, model_id, state, notify, stop, fence)
-
-        state.phase = JobPhase.FINALIZING
-        notify(state)
-        async with self.db.connection() as conn:
-            await index_store.mark_indexed(conn, repo_id)
-        state.phase = JobPhase.DONE
-        notify(state)
-        return state
-
-    def _in_thread(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _prepare(self, batch: Sequence[FileEntry], known: dict[str, FileState], policy: EmbedPolicy) -> list[FileWrite]:
         out: list[FileWrite] = []
@@ -309,27 +298,21 @@ class Indexer:
             out.append(replace(base, text=text, content_hash=digest, chunks=rows))
         return out
 
-    async def embed_pending(
-        self,
-        repo_id: int,
-        model_id: int,
-        state: Progress,
-        notify: ProgressCallback,
-        stop: StopCheck,
-        fence: Fence | None = None,
-    ) -> None:
+    async def embed_pending(self, repo_id: int, model_id: int, state: Progress, run: RunControl | None = None) -> None:
+        """Vectors for the repository's chunks that lack one, most useful first, a batch per transaction:
+        from the cache where the text was embedded before, else from the model."""
+        run = run or RunControl()
         started = time.perf_counter()
         async with self.db.connection() as conn:
             state.chunks_total_to_embed = await index_store.count_unembedded(conn, repo_id)
         async with self.db.connection() as conn:
             cached = await index_store.fill_from_cache(conn, repo_id, model_id, None)
-            if fence is not None:
-                await fence(conn, BatchStats(chunks_embedded=cached))
+            await run.fence(conn, BatchStats(chunks_embedded=cached))
         state.embeddings_from_cache += cached
         state.chunks_embedded += cached
         async with self.db.connection() as conn:
             state.chunks_with_vectors, state.chunks_in_repository = await index_store.coverage(conn, repo_id)
-        notify(state)
+        run.report(state)
         batch_size = max(self.settings.embedding_batch_size * 4, 64)
 
         def start(batch: list[PendingChunk]) -> tuple[list[bytes], asyncio.Future[Vectors]]:
@@ -337,7 +320,7 @@ class Indexer:
             for chunk in batch:
                 unique.setdefault(chunk.embed_hash, embedding_text(chunk.path, chunk.symbol, chunk.content))
             hashes = list(unique)
-            return hashes, self._in_thread(self.model.embed_batch, [unique[h] for h in hashes], "document")
+            return hashes, run.in_thread(self.model.embed_batch, [unique[h] for h in hashes], "document")
 
         # pipeline: the model embeds the next batch while PostgreSQL writes this one's vectors, so the
         # model is never idle during a write (docs/benchmarks/embedding-model.md, pipeline vs raw)
@@ -346,8 +329,7 @@ class Indexer:
         running = start(current) if current else None
         try:
             while current and running is not None:
-                if stop():
-                    raise Cancelled("Indexing was cancelled; embedded chunks are kept, the rest resume later.")
+                run.check()
                 async with self.db.connection() as conn:
                     following = await index_store.unembedded_batch(
                         conn, repo_id, batch_size, exclude=[c.chunk_id for c in current]
@@ -361,9 +343,8 @@ class Indexer:
                     filled = await index_store.fill_from_cache(conn, repo_id, model_id, [c.chunk_id for c in current])
                     state.chunks_embedded += filled  # before the fence, which publishes them with the batch
                     state.chunks_with_vectors += filled
-                    if fence is not None:
-                        await fence(conn, BatchStats(chunks_embedded=filled))
-                notify(state)
+                    await run.fence(conn, BatchStats(chunks_embedded=filled))
+                run.report(state)
                 current = following
         finally:
             if running is not None:  # a stop or an error: let the batch in flight finish, unused

@@ -16,6 +16,7 @@ Detail = Literal["locations", "snippets", "full"]
 class JobRecord(TypedDict):
     job_id: str
     id: str
+    kind: str
     project_id: str
     repo_path: str
     status: str

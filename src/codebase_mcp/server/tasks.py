@@ -36,7 +36,7 @@ from mcp_types import (
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
-from codebase_mcp.domain import Job, JobStatus
+from codebase_mcp.domain import Job, JobStatus, RunKind
 from codebase_mcp.errors import CodebaseError, InvalidInput, NotFound
 from codebase_mcp.runtime import Runtime
 from codebase_mcp.storage import job_store
@@ -111,10 +111,10 @@ class IndexingTasks(Extension):
 
     async def cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> HandlerResult:
         require_declared(ctx)
-        runtime = _runtime(ctx)
+        job = await self._job(ctx, params.task_id)
         try:
-            async with runtime.db.connection() as conn:
-                await job_store.request_cancel(conn, params.task_id)
+            async with _runtime(ctx).db.connection() as conn:
+                await job_store.request_cancel(conn, str(job.id))
         except (NotFound, InvalidInput):
             raise unknown_task(params.task_id) from None
         except CodebaseError as exc:
@@ -122,13 +122,18 @@ class IndexingTasks(Extension):
         return {"resultType": "complete"}
 
     async def _job(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> Job:
+        """The job a task id names: only a queued job (kind ``index``) was ever a task; a foreground run
+        or a sync is not one (``list_indexing_jobs`` shows them)."""
         try:
             async with _runtime(ctx).db.connection() as conn:
-                return await job_store.get_job(conn, task_id)
+                job = await job_store.get_job(conn, task_id)
         except (NotFound, InvalidInput):
             raise unknown_task(task_id) from None
         except CodebaseError as exc:
             raise MCPError(code=INTERNAL_ERROR, message=exc.for_client()) from None
+        if job.kind is not RunKind.INDEX:
+            raise unknown_task(task_id)
+        return job
 
     def task(self, job: Job) -> dict[str, Any]:
         """The extension's ``Task`` for a job: id, status, message, times, TTL and poll interval."""

@@ -92,7 +92,8 @@ async def list_indexing_jobs(
     ] = None,
     limit: Annotated[int, Field(ge=1, le=100, description="How many jobs at most, e.g. 5.")] = 20,
 ) -> JobList:
-    """Recent indexing jobs, newest first, with get_indexing_status's fields."""
+    """Recent indexing runs, newest first, with get_indexing_status's fields; kind: 'index' (a started
+    job), 'foreground' (a CLI index run), 'sync' (the daemon following edits: the last one per repository)."""
     async with app_of(ctx).runtime.db.connection() as conn:
         jobs = await job_store.list_jobs(conn, project_id, status, limit)
     return {"jobs": [cast(JobRecord, j.to_dict()) for j in jobs]}

@@ -3,7 +3,7 @@ vectors. Every value travels as a parameter; callers own the transaction (storag
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -25,9 +25,6 @@ from codebase_mcp.storage.database import TO_EMBED, Conn
 CHUNKS_PER_COPY = 1000  # chunks per COPY statement (the BM25 triggers' work per statement)
 FILES_PER_DELETE = 25  # files per DELETE statement (their chunks' postings go with them)
 TSVECTOR_OID = postgres.types["tsvector"].oid
-
-# Called inside each write transaction with what it commits; raises to roll it back (job fencing).
-Fence = Callable[[Conn, BatchStats], Awaitable[None]]
 
 # Chunks are copied straight into ``chunks`` with their tsvector and BM25 length, analysed in Python
 # (core/analysis.py, the same as to_tsvector('english', search_text)): PostgreSQL parses no text. The

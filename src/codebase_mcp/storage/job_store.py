@@ -1,22 +1,26 @@
-"""SQL for background indexing jobs. The database enforces the state machine (see migration 0002);
-workers claim with ``FOR UPDATE SKIP LOCKED`` and fence every write with the job's attempt number."""
+"""SQL for the job table: every index run's record. The database enforces the state machine (migrations
+0002 and 0013); workers claim queued jobs (kind ``index``) with ``FOR UPDATE SKIP LOCKED``, a foreground
+run or a sync is inserted running by its own process, and every write of a run is fenced with its attempt
+number."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from codebase_mcp.core.identity import application_name, process_of_worker
 from codebase_mcp.core.validation import parse_job_id, printable
-from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate
+from codebase_mcp.domain import BatchStats, Job, JobPhase, JobStatus, JobUpdate, RunKind
 from codebase_mcp.errors import Conflict, InvalidInput, LostOwnership, NotFound
 from codebase_mcp.storage import locks
 from codebase_mcp.storage.database import Conn
 
 _FIELDS = (
     "id",
+    "kind",
     "project_id",
     "repo_path",
     "status",
@@ -52,15 +56,18 @@ _COLUMNS = _columns()
 
 
 def _job(row: dict[str, Any]) -> Job:
-    return Job(**{**row, "status": JobStatus(row["status"]), "phase": JobPhase(row["phase"])})
+    return Job(
+        **{**row, "kind": RunKind(row["kind"]), "status": JobStatus(row["status"]), "phase": JobPhase(row["phase"])}
+    )
 
 
 async def create_job(conn: Conn, project_id: str, repo_path: str, force: bool) -> tuple[Job, bool]:
-    """A new pending job, or the active one for the same repository: ``(job, created)``."""
+    """A new pending job, or the active one for the same repository: ``(job, created)``. Foreground runs
+    and syncs of the repository do not count: a job queued beside them waits for the repository lock."""
     for _ in range(3):
         cur = await conn.execute(
             f"SELECT {_COLUMNS} FROM indexing_jobs WHERE project_id = %s AND repo_path = %s "
-            "AND status IN ('pending', 'running')",
+            "AND status IN ('pending', 'running') AND kind = 'index'",
             (project_id, repo_path),
         )
         existing = await cur.fetchone()
@@ -87,6 +94,24 @@ async def create_failed_job(conn: Conn, project_id: str, repo_path: str, message
         "INSERT INTO indexing_jobs (project_id, repo_path, status, error_message, status_message, completed_at) "
         f"VALUES (%s, %s, 'failed', %s, 'rejected', now()) RETURNING {_COLUMNS}",
         (project_id, printable(repo_path, 4096), printable(message, 2000)),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return _job(row)
+
+
+async def start_run(
+    conn: Conn, kind: RunKind, project_id: str, repo_path: str, owner: str, started_at: datetime
+) -> Job:
+    """Record a foreground run or a sync, running from ``started_at`` and owned by ``owner`` (a process's
+    run id, ``host:pid:suffix``): attempt 1, beating its heartbeat from now on."""
+    if kind is RunKind.INDEX:
+        raise ValueError("a queued job is created by create_job and claimed by a worker")
+    cur = await conn.execute(
+        "INSERT INTO indexing_jobs (kind, project_id, repo_path, status, attempt, worker_id, heartbeat_at, "
+        " status_message, created_at, started_at) "
+        f"VALUES (%s, %s, %s, 'running', 1, %s, now(), 'started', %s, %s) RETURNING {_COLUMNS}",
+        (str(kind), project_id, repo_path, owner, started_at, started_at),
     )
     row = await cur.fetchone()
     assert row is not None
@@ -160,7 +185,7 @@ async def claim(conn: Conn, worker_id: str, heartbeat_timeout: float, max_runnin
     # serialise claims (until the caller's transaction ends) so the concurrency limit holds across workers
     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.JOB_CLAIM,))
     cur = await conn.execute(
-        "SELECT count(*) AS n FROM indexing_jobs WHERE status = 'running' "
+        "SELECT count(*) AS n FROM indexing_jobs WHERE status = 'running' AND kind = 'index' "
         "AND heartbeat_at >= now() - make_interval(secs => %s)",
         (heartbeat_timeout,),
     )
@@ -168,8 +193,8 @@ async def claim(conn: Conn, worker_id: str, heartbeat_timeout: float, max_runnin
     if row is not None and row["n"] >= max_running:
         return None
     cur = await conn.execute(
-        "WITH old AS (SELECT id, worker_id FROM indexing_jobs WHERE status = 'pending' OR (status = 'running' "
-        "  AND heartbeat_at < now() - make_interval(secs => %(t)s)) "
+        "WITH old AS (SELECT id, worker_id FROM indexing_jobs WHERE kind = 'index' AND (status = 'pending' "
+        "  OR (status = 'running' AND heartbeat_at < now() - make_interval(secs => %(t)s))) "
         "  ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1) "
         "UPDATE indexing_jobs j SET status = 'running', attempt = attempt + 1, worker_id = %(w)s, "
         " heartbeat_at = now(), started_at = coalesce(started_at, now()), "
@@ -180,45 +205,80 @@ async def claim(conn: Conn, worker_id: str, heartbeat_timeout: float, max_runnin
     job = await cur.fetchone()
     if job is None:
         return None
-    previous = process_of_worker(job.pop("previous_worker") or "")
-    if previous is not None and previous != process_of_worker(worker_id):
+    await _end_sessions(conn, job.pop("previous_worker"), worker_id)
+    return _job(job)
+
+
+async def _end_sessions(conn: Conn, silent_owner: str | None, new_owner: str) -> None:
+    """End the database sessions of the process that owned a run and fell silent (not this process's)."""
+    previous = process_of_worker(silent_owner or "")
+    if previous is not None and previous != process_of_worker(new_owner):
         await conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE application_name = %s AND pid <> pg_backend_pid()",
             (application_name(previous),),
         )
-    return _job(job)
 
 
 async def claimable_count(conn: Conn, silent_for: float) -> int:
     """Jobs a worker could claim now or soon: pending ones, and running ones whose worker has not beaten
     its heartbeat for ``silent_for`` seconds."""
     cur = await conn.execute(
-        "SELECT count(*) AS n FROM indexing_jobs WHERE status = 'pending' OR (status = 'running' "
-        "AND heartbeat_at < now() - make_interval(secs => %s))",
+        "SELECT count(*) AS n FROM indexing_jobs WHERE kind = 'index' AND (status = 'pending' OR (status = 'running' "
+        "AND heartbeat_at < now() - make_interval(secs => %s)))",
         (silent_for,),
     )
     row = await cur.fetchone()
     return int(row["n"]) if row is not None else 0
 
 
+#: What a foreground run or a sync whose process stopped without ending it says in its record.
+ABANDONED = "its process stopped before the run ended; what it stored stays indexed"
+
+
 async def release_dead_local_jobs(conn: Conn, host_prefix: str, alive: set[int]) -> int:
-    """Jobs owned by workers of this host whose process is gone become claimable at once."""
+    """Runs owned by processes of this host that are gone: a job becomes claimable at once, a foreground
+    run or a sync (which no other process resumes) fails. Returns how many jobs were released."""
     cur = await conn.execute(
-        "SELECT id, worker_id FROM indexing_jobs WHERE status = 'running' AND worker_id LIKE %s",
+        "SELECT id, kind, worker_id FROM indexing_jobs WHERE status = 'running' AND worker_id LIKE %s",
         (host_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
     )
-    dead = []
+    dead_jobs: list[uuid.UUID] = []
+    dead_runs: list[uuid.UUID] = []
     for row in await cur.fetchall():
         try:
             pid = int(str(row["worker_id"]).split(":")[1])
         except (IndexError, ValueError):
             continue
         if pid not in alive:
-            dead.append(row["id"])
-    if dead:
-        await conn.execute("UPDATE indexing_jobs SET heartbeat_at = 'epoch' WHERE id = ANY(%s)", (dead,))
-    return len(dead)
+            (dead_jobs if row["kind"] == RunKind.INDEX else dead_runs).append(row["id"])
+    if dead_jobs:
+        await conn.execute("UPDATE indexing_jobs SET heartbeat_at = 'epoch' WHERE id = ANY(%s)", (dead_jobs,))
+    if dead_runs:
+        await conn.execute(
+            "UPDATE indexing_jobs SET status = 'failed', completed_at = now(), status_message = 'failed', "
+            " error_message = %s, eta_seconds = NULL WHERE id = ANY(%s) AND status = 'running'",
+            (ABANDONED, dead_runs),
+        )
+    return len(dead_jobs)
+
+
+async def end_abandoned_runs(conn: Conn, heartbeat_timeout: float, by: str) -> int:
+    """Fail the foreground runs and syncs whose process has not beaten their heartbeat for
+    ``heartbeat_timeout`` seconds (killed, or paused), and end that process's database sessions, as a
+    job's takeover does: a paused process would hold its repository's lock for as long as the pause
+    lasts. ``by`` is the caller's run or worker id (its own process's sessions are kept)."""
+    cur = await conn.execute(
+        "UPDATE indexing_jobs SET status = 'failed', completed_at = now(), status_message = 'failed', "
+        " error_message = %s, eta_seconds = NULL "
+        "WHERE kind <> 'index' AND status = 'running' AND heartbeat_at < now() - make_interval(secs => %s) "
+        "RETURNING worker_id",
+        (ABANDONED, heartbeat_timeout),
+    )
+    ended = await cur.fetchall()
+    for silent in {row["worker_id"] for row in ended}:
+        await _end_sessions(conn, silent, by)
+    return len(ended)
 
 
 async def _fenced(conn: Conn, job_id: uuid.UUID, attempt: int, sets: str, params: dict[str, Any]) -> bool:
@@ -298,6 +358,17 @@ async def finish(
         (str(status), message, error, str(status), str(status), job_id, attempt),
     )
     return await cur.fetchone() is not None
+
+
+async def keep_last_sync(conn: Conn, job: Job) -> int:
+    """The finished syncs of ``job``'s repository other than ``job`` leave the table: the list shows
+    the last sync of each repository, not one row per saved file."""
+    cur = await conn.execute(
+        "DELETE FROM indexing_jobs WHERE kind = 'sync' AND project_id = %s AND repo_path = %s "
+        "AND completed_at IS NOT NULL AND id <> %s",
+        (job.project_id, job.repo_path, job.id),
+    )
+    return cur.rowcount
 
 
 async def prune(conn: Conn, retention_days: float) -> int:

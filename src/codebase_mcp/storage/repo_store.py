@@ -55,13 +55,14 @@ def one_repository(rows: list[dict[str, Any]], project_id: str, ref: str) -> dic
 async def search_scope(conn: Conn, project_id: str, ref: str | None) -> list[RepositoryFreshness]:
     """The repositories a search covers (the project's, or the one ``ref`` names: id, path or name), each
     with its freshness, in one statement: when it was last indexed, how long ago the watcher saw a file
-    change not stored yet (``changes_pending_at``, migration 0010) and the status of its active job."""
+    change not stored yet (``changes_pending_at``, migration 0010) and the status of its active job (a queued
+    one: a running sync says nothing the pending mark does not, and a foreground run is its caller's own)."""
     cur = await conn.execute(
         "SELECT r.id, r.name, r.last_indexed_at, "
         " extract(epoch FROM now() - r.changes_pending_at)::float8 AS changed_ago, j.status::text AS job "
         "FROM repositories r LEFT JOIN LATERAL ("
         " SELECT j.status FROM indexing_jobs j WHERE j.project_id = r.project_id AND j.repo_path = r.root_path "
-        " AND j.status IN ('pending', 'running') LIMIT 1) j ON true "
+        " AND j.status IN ('pending', 'running') AND j.kind = 'index' LIMIT 1) j ON true "
         "WHERE r.project_id = %(p)s "
         " AND (%(ref)s::text IS NULL OR r.id::text = %(ref)s OR r.root_path = %(ref)s OR r.name = %(ref)s) "
         "ORDER BY r.id",
