@@ -48,7 +48,7 @@ async def search_code(
     detail: DetailArg = "snippets",
     explain: Annotated[
         bool,
-        Field(description="e.g. true: also say why each result ranks where it does (arm scores, ranking factors)."),
+        Field(description="e.g. true: why each hit ranks where it does."),
     ] = False,
 ) -> Annotated[CallToolResult, SearchResult]:
     """Find code by meaning or identifier (hybrid semantic + keyword search, ranked). Use grep for exact
