@@ -30,6 +30,7 @@ from codebase_mcp.core.analysis import query_lexemes
 from codebase_mcp.core.codenames import tail
 from codebase_mcp.core.tokens import query_terms
 from codebase_mcp.domain import SearchFilters
+from codebase_mcp.embeddings.base import create_model
 from codebase_mcp.runtime import open_runtime
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import retrieval, search_store
@@ -87,6 +88,14 @@ async def main(args: argparse.Namespace) -> None:
             )
             sizes = dict(await cur.fetchone())
         queries = await draw_queries(rt, args.queries, args.seed)
+        if args.query_model == "local":
+            # the real model embeds each query; its vectors are compared with the stored (fake) ones under
+            # their name, so the ranking means nothing but the timing is the product's
+            stored = rt.search.model.name if rt.search.model is not None else ""
+            real = create_model(Settings(home=Path(args.home), embedding_provider="local"))
+            real.name = stored
+            rt.search.model = real
+        print(f"# query vectors: {args.query_model} model")
         print(f"# corpus: {files:,} files, {chunks:,} chunks; {len(queries)} queries; depth {args.depth}")
         print(f"# bm25_postings: {sizes['n']:,} rows, {sizes['postings']} (chunks table {sizes['chunks']})")
         timings: dict[tuple[str, str], list[float]] = {}
@@ -145,6 +154,12 @@ if __name__ == "__main__":
     parser.add_argument("--home", required=True, help="CODEBASE_MCP_HOME of the indexed corpus")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--query-model",
+        choices=["fake", "local"],
+        default="fake",
+        help="what embeds each query (local: the real model, timed against the stored fake vectors)",
+    )
     parser.add_argument("--depth", type=int, default=retrieval.POSTINGS_DEPTH, help="postings read per lexeme")
     parsed = parser.parse_args()
     if not Path(parsed.home).is_dir():
