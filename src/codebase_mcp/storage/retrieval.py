@@ -130,11 +130,11 @@ class PostingsBm25:
             " JOIN kw_q q ON q.lexeme = u.lexeme)"
         )
         return sql.SQL(
-            "SELECT 'keyword', b.id, b.file_id, b.path, b.symbol, b.kind, b.language, b.lines, {score}, b.partial, "
+            "SELECT {arm}, b.id, b.file_id, b.path, b.symbol, b.kind, b.language, b.lines, {score}, b.partial, "
             " b.content, NULL, NULL, NULL FROM kw_best b "
             "UNION ALL SELECT 'cut', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, lexeme, repo, impact "
             "FROM kw_cuts"
-        ).format(score=sql.SQL("b.partial") if self.whole else exact)
+        ).format(arm=sql.Literal(self.arm), score=sql.SQL("b.partial") if self.whole else exact)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -189,9 +189,9 @@ class NearestVectors:
 
     def select(self) -> sql.Composable:
         return sql.SQL(
-            "SELECT 'dense', id, file_id, path, symbol, kind, language, lines, distance, NULL, content, "
+            "SELECT {}, id, file_id, path, symbol, kind, language, lines, distance, NULL, content, "
             " NULL, NULL, NULL FROM dn_near"
-        )
+        ).format(sql.Literal(self.arm))
 
     def params(self) -> dict[str, Any]:
         return {"dn_repos": list(self.repo_ids), "dn_qv": self.vector, "dn_model": self.model_id, "dn_k": self.limit}
@@ -227,9 +227,9 @@ class Definitions:
 
     def select(self) -> sql.Composable:
         return sql.SQL(
-            "SELECT 'definition', id, file_id, path, symbol, kind, language, lines, 0.0, NULL, content, "
+            "SELECT {}, id, file_id, path, symbol, kind, language, lines, 0.0, NULL, content, "
             " NULL, NULL, NULL FROM df_found"
-        )
+        ).format(sql.Literal(self.arm))
 
     def params(self) -> dict[str, Any]:
         return {"df_repos": list(self.repo_ids), "df_tails": list(self.tails), "df_k": self.limit}
