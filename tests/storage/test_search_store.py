@@ -215,14 +215,20 @@ async def test_a_project_searches_loading_and_ready_repositories_together(
     (tmp_path / "loading" / "m0.py").write_text("def quokka_window():\n    return 'quokka'\n")
     with pytest.raises(Cancelled):
         await indexer.index(tmp_path / "loading", run=StopAfter(2))
-    postings_read: list[list[int]] = []
-    real_postings = retrieval.PostingsBm25
+    postings_read: list[int] = []  # the chunks the postings statement scored
+    gin_read: list[list[int]] = []  # the repositories whose GIN candidates were scored
+    real_top, real_gin = retrieval._keyword_top, search_store.gin_top
 
-    def spying(repo_ids: list[int], *args: Any, **kwargs: Any) -> retrieval.PostingsBm25:
-        postings_read.append(list(repo_ids))
-        return real_postings(repo_ids, *args, **kwargs)
+    async def spying_top(conn: Any, postings: Any, by_arm: dict[str, list[dict[str, Any]]], *args: Any) -> Any:
+        postings_read.extend(int(r["id"]) for r in by_arm.get("keyword", []))
+        return await real_top(conn, postings, by_arm, *args)
 
-    monkeypatch.setattr(retrieval, "PostingsBm25", spying)
+    async def spying_gin(conn: Any, repo_ids: list[int], *args: Any, **kwargs: Any) -> Any:
+        gin_read.append(list(repo_ids))
+        return await real_gin(conn, repo_ids, *args, **kwargs)
+
+    monkeypatch.setattr(retrieval, "_keyword_top", spying_top)
+    monkeypatch.setattr(retrieval, "gin_top", spying_gin)
     async with db.connection() as conn:
         cur = await conn.execute("SELECT name, id FROM repositories")
         ids = {r["name"]: r["id"] for r in await cur.fetchall()}
@@ -239,7 +245,8 @@ async def test_a_project_searches_loading_and_ready_repositories_together(
             ]
             if "quokka" in terms:
                 assert {repo_of[c.chunk_id] for c in found[:2]} == set(repos)
-    assert postings_read and all(r == [ids["ready"]] for r in postings_read)
+    assert postings_read and {repo_of[c] for c in postings_read} == {ids["ready"]}
+    assert gin_read and all(r == [ids["loading"]] for r in gin_read)
     # a loading repository's candidates are capped: a common word scores at most LOADING_MAX_ROWS chunks
     monkeypatch.setattr(retrieval, "LOADING_MAX_ROWS", 3)
     async with db.connection() as conn:

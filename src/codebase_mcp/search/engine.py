@@ -7,13 +7,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
 
 from codebase_mcp.core.untrusted import clean
 from codebase_mcp.core.validation import check_project_id
-from codebase_mcp.domain import SearchContext, SearchFilters, SearchHit, SearchMode, SearchResponse
+from codebase_mcp.domain import (
+    RetrievedChunk,
+    SearchContext,
+    SearchFilters,
+    SearchHit,
+    SearchMode,
+    SearchResponse,
+)
 from codebase_mcp.embeddings.base import EmbeddingModel
 from codebase_mcp.errors import EmbeddingError, InvalidInput, NotFound
 from codebase_mcp.search import freshness
@@ -22,7 +30,7 @@ from codebase_mcp.search.query import AnalysedQuery, analyse
 from codebase_mcp.search.ranking import DEFAULT, Candidate, RankParams, rerank, with_definitions
 from codebase_mcp.storage import retrieval, search_store
 from codebase_mcp.storage.database import Conn, Database
-from codebase_mcp.storage.retrieval import DenseArm, KeywordArm, Retrieved
+from codebase_mcp.storage.retrieval import DenseArm, Retrieved
 
 log = logging.getLogger(__name__)
 PARTIAL_COVERAGE = (
@@ -57,13 +65,16 @@ def check_limit(limit: int) -> int:
 
 class SearchEngine:
     """A search is one plan: the query analysed once (``search/query.py``); one statement for the
-    context (project, repositories and their freshness, keyword statistics, the model's id), during
-    which the query is embedded; one statement for every retriever (``storage/retrieval.py``: BM25
-    from the postings, nearest vectors, definitions of asked names, with their text when the ranking
-    stage reads defining lines); fusion and ranking as pure functions of the analysed query and the
-    candidates; one statement to hydrate the top. Three round trips in all; a fourth only for a
-    repository being bulk-loaded, a filtered keyword fallback, or a query word new to this process
-    that the server stems differently."""
+    context (project, repositories and their freshness, keyword statistics, the model's id) with the
+    retrievers that need no query vector (``storage/retrieval.py``: BM25 from the postings, definitions
+    of asked names, with their text when the ranking stage reads defining lines), while the query is
+    embedded; the nearest vectors as soon as it is, in a statement of its own on a second connection, so
+    that the two run side by side in two server processes; fusion and ranking as pure functions of the
+    analysed query and the candidates; one statement to hydrate the top. Three statements in all, two
+    of them one after the other; a fourth only for a repository being bulk-loaded, a filtered keyword
+    fallback, a query word new to this process that the server stems differently, or the first search
+    of a model in this engine (the vectors' statement needs the model's id, then remembered). No
+    connection is held while another is awaited, so concurrent searches never wait on each other's."""
 
     def __init__(
         self,
@@ -78,6 +89,7 @@ class SearchEngine:
         self.candidates = candidates  # the least each arm fetches
         self.weights = weights or FusionWeights()
         self.rank_params = rank_params
+        self._model_ids: dict[str, int] = {}  # a model's row id never changes (embedding_models)
 
     async def search(
         self,
@@ -100,25 +112,17 @@ class SearchEngine:
         if mode != "keyword" and self.model is None:
             mode = "keyword"
         warning: list[str] = []
-        vector = asyncio.create_task(self._embed(analysed.text, mode, warning)) if mode != "keyword" else None
-        try:  # one pooled connection, one transaction (one snapshot) for the three statements
-            async with self.db.connection() as conn:
-                context = await self._context(conn, analysed, project_id, filters, dense=vector is not None)
-                if context.stems_corrected:
-                    analysed = analysed.restemmed()
-                    context = await self._context(conn, analysed, project_id, filters, dense=vector is not None)
-                if not context.scope:
-                    return SearchResponse(analysed.text, (), 0, _ms(started), mode)
-                embedded = await vector if vector is not None else None
-                found = await self._retrieve(conn, analysed, context, filters, limit, mode, rank, embedded)
-                candidates = fuse(found.keyword, found.dense, analysed.kind, self.weights)
-                if rank:
-                    candidates = rerank(with_definitions(candidates, found.definitions), analysed, self.rank_params)
-                hits = await self._hydrate(conn, candidates[:limit], max_chars, explain)
-        finally:
-            if vector is not None and not vector.done():
-                vector.cancel()
-        if vector is not None and context.vectors_pending and not warning:
+        analysed, context, found = await self._gather(
+            analysed, project_id, filters, fetch_size(limit, self.candidates), mode, rank, warning
+        )
+        if not context.scope:
+            return SearchResponse(analysed.text, (), 0, _ms(started), mode)
+        candidates = fuse(found.keyword, found.dense, analysed.kind, self.weights)
+        if rank:
+            candidates = rerank(with_definitions(candidates, found.definitions), analysed, self.rank_params)
+        async with self.db.connection() as conn:
+            hits = await self._hydrate(conn, candidates[:limit], max_chars, explain)
+        if mode != "keyword" and context.vectors_pending and not warning:
             warning.append(PARTIAL_COVERAGE)
         fresh = freshness.reported(context.scope, (h.repository_id for h in hits), asked=bool(filters.repository))
         return SearchResponse(
@@ -132,22 +136,90 @@ class SearchEngine:
         chunks' text and the definitions of asked names (the ranking benches replay fusion and ranking
         over them)."""
         analysed = analyse(check_query(query), bare_word=self.rank_params.bare_word, inside=self.rank_params.inside)
-        filters = filters or SearchFilters()
-        vector = await self._embed(analysed.text, "dense", []) if self.model is not None else None
-        async with self.db.connection() as conn:
-            context = await self._context(conn, analysed, project_id, filters, dense=vector is not None)
-            mode: SearchMode = "hybrid" if vector is not None else "keyword"
-            return analysed, await self._retrieve(
-                conn, analysed, context, filters, check_limit(limit), mode, True, vector, with_text=True
-            )
-
-    async def _context(
-        self, conn: Conn, analysed: AnalysedQuery, project_id: str, filters: SearchFilters, *, dense: bool
-    ) -> SearchContext:
-        model = self.model.name if dense and self.model is not None else None
-        context = await search_store.search_context(
-            conn, project_id, filters.repository or None, analysed.lexemes, model, languages=bool(filters.language)
+        mode: SearchMode = "hybrid" if self.model is not None else "keyword"
+        fetch = fetch_size(check_limit(limit), self.candidates)
+        analysed, _, found = await self._gather(
+            analysed, project_id, filters or SearchFilters(), fetch, mode, True, [], with_text=True
         )
+        return analysed, found
+
+    async def _gather(
+        self,
+        analysed: AnalysedQuery,
+        project_id: str,
+        filters: SearchFilters,
+        fetch: int,
+        mode: SearchMode,
+        rank: bool,
+        warning: list[str],
+        *,
+        with_text: bool = False,
+    ) -> tuple[AnalysedQuery, SearchContext, Retrieved]:
+        """The context and every arm's candidates (the class docstring's first two steps); the query
+        analysed again when the server stems one of its words differently."""
+        scope = retrieval.ProjectScope(project_id, filters.repository or None)
+        model = self.model.name if mode != "keyword" and self.model is not None else None
+        with_text = with_text or (rank and bool(analysed.names))
+        model_id: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        if model is not None and model in self._model_ids:
+            model_id.set_result(self._model_ids[model])
+        near = (
+            asyncio.create_task(self._nearest(analysed.text, mode, scope, filters, fetch, model_id, with_text, warning))
+            if model is not None
+            else None
+        )
+        try:
+            async with self.db.connection() as conn:
+                first = (conn, scope, filters, fetch, mode, rank, model, with_text)
+                context, found = await self._first(analysed, *first)
+                if context.stems_corrected:
+                    analysed = analysed.restemmed()
+                    context, found = await self._first(analysed, *first)
+            self._check(context, project_id, filters)
+            if not model_id.done():
+                model_id.set_result(context.model_id)
+            if near is None or not context.scope:
+                return analysed, context, found
+            dense, used, vector = await near
+            if model is not None and context.model_id is not None:
+                self._model_ids[model] = context.model_id
+                if vector is not None and used != context.model_id:  # the remembered id was stale
+                    dense = await self._near(vector, scope, filters, fetch, context.model_id, with_text)
+            return analysed, context, replace(found, dense=dense if context.model_id is not None else ())
+        finally:
+            if near is not None and not near.done():
+                near.cancel()
+
+    async def _first(
+        self,
+        analysed: AnalysedQuery,
+        conn: Conn,
+        scope: retrieval.ProjectScope,
+        filters: SearchFilters,
+        fetch: int,
+        mode: SearchMode,
+        rank: bool,
+        model: str | None,
+        with_text: bool,
+    ) -> tuple[SearchContext, Retrieved]:
+        """The first statement: the context, the keyword arm and the definitions of asked names."""
+        block = retrieval.context_block(analysed.lexemes, model, languages=bool(filters.language))
+        context, found = await retrieval.retrieve(
+            conn,
+            scope,
+            filters,
+            fetch,
+            context=block,
+            keyword=analysed.lexemes if mode != "dense" else None,
+            tails=analysed.tails if rank and self.rank_params.definition else (),
+            tails_limit=DEFINITIONS_FETCHED,
+            with_text=with_text,
+        )
+        assert context is not None
+        return context, found
+
+    @staticmethod
+    def _check(context: SearchContext, project_id: str, filters: SearchFilters) -> None:
         if not context.project_exists:
             raise NotFound(f"Unknown project {project_id!r}. Index a repository into it first.")
         if filters.language and context.languages and filters.language.strip().lower() not in context.languages:
@@ -155,11 +227,46 @@ class SearchEngine:
                 f"No {clean(filters.language, 64)!r} files are indexed in project {project_id!r}. "
                 f"Languages present: {', '.join(context.languages)}."
             )
-        return context
+
+    async def _nearest(
+        self,
+        text: str,
+        mode: SearchMode,
+        scope: retrieval.ProjectScope,
+        filters: SearchFilters,
+        fetch: int,
+        model_id: asyncio.Future[int | None],
+        with_text: bool,
+        warning: list[str],
+    ) -> tuple[tuple[RetrievedChunk, ...], int | None, npt.NDArray[np.float32] | None]:
+        """The dense arm: the query embedded, then its nearest vectors (with the model's id, remembered
+        or read by the first statement); and the id and vector it used."""
+        vector = await self._embed(text, mode, warning)
+        if vector is None:
+            return (), None, None
+        used = await model_id
+        if used is None:
+            return (), None, vector
+        return await self._near(vector, scope, filters, fetch, used, with_text), used, vector
+
+    async def _near(
+        self,
+        vector: npt.NDArray[np.float32],
+        scope: retrieval.ProjectScope,
+        filters: SearchFilters,
+        fetch: int,
+        model_id: int,
+        with_text: bool,
+    ) -> tuple[RetrievedChunk, ...]:
+        assert self.model is not None
+        async with self.db.connection() as conn:
+            arm = DenseArm(vector, model_id, self.model.dimension)
+            _, found = await retrieval.retrieve(conn, scope, filters, fetch, dense=arm, with_text=with_text)
+        return found.dense
 
     async def _embed(self, query: str, mode: SearchMode, warning: list[str]) -> npt.NDArray[np.float32] | None:
-        """The query's vector, computed while the context is read. Hybrid search survives an embedding
-        provider that is down: keyword results only, said so."""
+        """The query's vector, computed while the first statement runs. Hybrid search survives an
+        embedding provider that is down: keyword results only, said so."""
         assert self.model is not None
         try:
             return await asyncio.to_thread(self.model.embed_query, query)
@@ -169,37 +276,6 @@ class SearchEngine:
             log.warning("dense retrieval skipped: %s", exc.message)
             warning.append(f"Keyword results only: the embedding model failed ({exc.message})")
             return None
-
-    async def _retrieve(
-        self,
-        conn: Conn,
-        analysed: AnalysedQuery,
-        context: SearchContext,
-        filters: SearchFilters,
-        limit: int,
-        mode: SearchMode,
-        rank: bool,
-        vector: npt.NDArray[np.float32] | None,
-        *,
-        with_text: bool = False,
-    ) -> Retrieved:
-        fetch = fetch_size(limit, self.candidates)
-        keyword = KeywordArm(analysed.lexemes, context.stats) if mode != "dense" and analysed.lexemes else None
-        dense = None
-        if vector is not None and context.model_id is not None and self.model is not None:
-            dense = DenseArm(vector, context.model_id, self.model.dimension)
-        tails = analysed.tails if rank and self.rank_params.definition else []
-        return await retrieval.retrieve(
-            conn,
-            [f.repository_id for f in context.scope],
-            filters,
-            fetch,
-            keyword=keyword,
-            dense=dense,
-            tails=tails,
-            tails_limit=DEFINITIONS_FETCHED,
-            with_text=with_text or (rank and bool(analysed.names)),
-        )
 
     async def _hydrate(self, conn: Conn, top: list[Candidate], max_chars: int, explain: bool) -> tuple[SearchHit, ...]:
         if not top:

@@ -52,29 +52,39 @@ def one_repository(rows: list[dict[str, Any]], project_id: str, ref: str) -> dic
     return rows[0]
 
 
-async def search_scope(conn: Conn, project_id: str, ref: str | None) -> list[RepositoryFreshness]:
-    """The repositories a search covers (the project's, or the one ``ref`` names: id, path or name), each
-    with its freshness, in one statement: when it was last indexed, how long ago the watcher saw a file
-    change not stored yet (``changes_pending_at``, migration 0010) and the status of its active job (a queued
-    one: a running sync says nothing the pending mark does not, and a foreground run is its caller's own)."""
-    cur = await conn.execute(
-        "SELECT r.id, r.name, r.last_indexed_at, "
-        " extract(epoch FROM now() - r.changes_pending_at)::float8 AS changed_ago, j.status::text AS job "
-        "FROM repositories r LEFT JOIN LATERAL ("
-        " SELECT j.status FROM indexing_jobs j WHERE j.project_id = r.project_id AND j.repo_path = r.root_path "
-        " AND j.status IN ('pending', 'running') AND j.kind = 'index' LIMIT 1) j ON true "
-        "WHERE r.project_id = %(p)s "
-        " AND (%(ref)s::text IS NULL OR r.id::text = %(ref)s OR r.root_path = %(ref)s OR r.name = %(ref)s) "
-        "ORDER BY r.id",
-        {"p": project_id, "ref": ref},
-    )
-    rows = await cur.fetchall()
+#: The repositories a search covers (the project's, or the one ``ref`` names: id, path or name), each
+#: with its freshness: when it was last indexed, how long ago the watcher saw a file change not stored yet
+#: (``changes_pending_at``, migration 0010) and the status of its active job (a queued or running
+#: ``index`` job: a running sync says nothing the pending mark does not, and a foreground run is its
+#: caller's own). Parameters ``sc_project`` and ``sc_ref``; the search's first statement reads it too
+#: (storage/retrieval.py).
+SCOPE_ROWS = (
+    "SELECT r.id, r.name, r.last_indexed_at, "
+    " extract(epoch FROM now() - r.changes_pending_at)::float8 AS changed_ago, j.status::text AS job "
+    "FROM repositories r LEFT JOIN LATERAL ("
+    " SELECT j.status FROM indexing_jobs j WHERE j.project_id = r.project_id AND j.repo_path = r.root_path "
+    " AND j.status IN ('pending', 'running') AND j.kind = 'index' LIMIT 1) j ON true "
+    "WHERE r.project_id = %(sc_project)s "
+    " AND (%(sc_ref)s::text IS NULL OR r.id::text = %(sc_ref)s OR r.root_path = %(sc_ref)s OR r.name = %(sc_ref)s)"
+)
+
+
+def scope_freshness(rows: list[dict[str, Any]], project_id: str, ref: str | None) -> list[RepositoryFreshness]:
+    """``SCOPE_ROWS``' rows as freshness records, in id order; with ``ref``, the one repository it names
+    (an error when it names none or several)."""
+    rows = sorted(rows, key=lambda r: int(r["id"]))
     if ref is not None:
         rows = [one_repository(rows, project_id, ref)]
     return [
         RepositoryFreshness.read(int(r["id"]), clean(r["name"], 200), r["last_indexed_at"], r["changed_ago"], r["job"])
         for r in rows
     ]
+
+
+async def search_scope(conn: Conn, project_id: str, ref: str | None) -> list[RepositoryFreshness]:
+    """The repositories a search covers, with their freshness (``SCOPE_ROWS``), in one statement."""
+    cur = await conn.execute(SCOPE_ROWS, {"sc_project": project_id, "sc_ref": ref})
+    return scope_freshness(await cur.fetchall(), project_id, ref)
 
 
 async def mark_changes_pending(conn: Conn, repo_id: int) -> None:

@@ -47,18 +47,14 @@ from typing import Any
 from psycopg import sql
 
 from codebase_mcp.core import analysis
-from codebase_mcp.core.untrusted import clean
 from codebase_mcp.domain import (
     Bm25Stats,
     ChunkContext,
-    RepositoryFreshness,
     RetrievedChunk,
-    SearchContext,
     SearchFilters,
 )
 from codebase_mcp.errors import InvalidInput
-from codebase_mcp.storage.database import TO_EMBED, Conn
-from codebase_mcp.storage.repo_store import one_repository as _one
+from codebase_mcp.storage.database import Conn
 
 K1 = 1.2
 B = 0.75
@@ -86,76 +82,6 @@ async def bm25_stats(conn: Conn, repo_ids: list[int], lexes: list[str]) -> Bm25S
     df = {str(k): int(v) for k, v in (row["df"] if row else {}).items()}
     loading = frozenset(int(r) for r in row["loading"]) if row else frozenset()
     return Bm25Stats(chunks=n, avgdl=total / n if n else 1.0, df=df, loading=loading)
-
-
-_CONTEXT = (
-    "WITH scope AS MATERIALIZED ("
-    " SELECT r.id, r.name, r.last_indexed_at, "
-    "  extract(epoch FROM now() - r.changes_pending_at)::float8 AS changed_ago, j.status::text AS job "
-    " FROM repositories r LEFT JOIN LATERAL ("
-    "  SELECT j.status FROM indexing_jobs j WHERE j.project_id = r.project_id AND j.repo_path = r.root_path "
-    "  AND j.status IN ('pending', 'running') LIMIT 1) j ON true "
-    " WHERE r.project_id = %(p)s "
-    "  AND (%(ref)s::text IS NULL OR r.id::text = %(ref)s OR r.root_path = %(ref)s OR r.name = %(ref)s)), "
-    "ids AS (SELECT coalesce(array_agg(id), '{}') AS ids FROM scope), "
-    "facts AS (SELECT "
-    " EXISTS (SELECT 1 FROM projects WHERE id = %(p)s) AS project, "
-    " (SELECT id FROM embedding_models WHERE name = %(model)s) AS model_id, "
-    " %(model)s::text IS NOT NULL AND EXISTS (SELECT 1 FROM chunks, ids WHERE repository_id = ANY(ids.ids) "
-    "  AND embedding IS NULL AND " + TO_EMBED + ") AS pending, "
-    " (SELECT coalesce(sum(chunks), 0)::bigint FROM bm25_docs, ids WHERE repository_id = ANY(ids.ids)) AS n, "
-    " (SELECT coalesce(sum(total_len), 0)::bigint FROM bm25_docs, ids WHERE repository_id = ANY(ids.ids)) AS total, "
-    " (SELECT coalesce(json_object_agg(lexeme, df), '{}'::json) FROM ("
-    "   SELECT lexeme, sum(df)::bigint AS df FROM bm25_terms, ids "
-    "   WHERE repository_id = ANY(ids.ids) AND lexeme = ANY(%(lexes)s) GROUP BY lexeme) t) AS df, "
-    " array(SELECT repository_id FROM bm25_bulk, ids WHERE repository_id = ANY(ids.ids)) AS loading, "
-    " CASE WHEN %(languages)s THEN array(SELECT DISTINCT language FROM files, ids "
-    "  WHERE repository_id = ANY(ids.ids) ORDER BY language) END AS languages, "
-    " array(SELECT coalesce((ts_lexize('english_stem', t.w))[1], '') "
-    "  FROM unnest(%(words)s::text[]) WITH ORDINALITY AS t(w, n) ORDER BY t.n) AS stems) "
-    "SELECT f.*, s.id, s.name, s.last_indexed_at, s.changed_ago, s.job FROM facts f LEFT JOIN scope s ON true "
-    "ORDER BY s.id"
-)
-
-
-async def search_context(
-    conn: Conn, project_id: str, ref: str | None, lexes: Sequence[str], model: str | None, *, languages: bool
-) -> SearchContext:
-    """Everything a search reads before retrieval (``SearchContext``), in one statement; it also has the
-    server check the stems of the words this process stemmed and did not have checked yet
-    (``core/analysis.py``). ``ref`` names one repository (id, path or name); ``model`` the query model
-    (None: no dense arm)."""
-    words = analysis.unchecked_words()
-    cur = await conn.execute(
-        _CONTEXT,
-        {"p": project_id, "ref": ref, "lexes": list(lexes), "model": model, "words": words, "languages": languages},
-    )
-    rows = await cur.fetchall()
-    facts = rows[0]
-    corrected = bool(words) and bool(analysis.record_server_stems(dict(zip(words, facts["stems"], strict=True))))
-    found = [r for r in rows if r["id"] is not None]
-    if facts["project"] and ref is not None:
-        found = [_one(found, project_id, ref)]
-    n, total = int(facts["n"]), int(facts["total"])
-    return SearchContext(
-        project_exists=bool(facts["project"]),
-        scope=tuple(
-            RepositoryFreshness.read(
-                int(r["id"]), clean(r["name"], 200), r["last_indexed_at"], r["changed_ago"], r["job"]
-            )
-            for r in found
-        ),
-        stats=Bm25Stats(
-            chunks=n,
-            avgdl=total / n if n else 1.0,
-            df={str(k): int(v) for k, v in facts["df"].items()},
-            loading=frozenset(int(r) for r in facts["loading"]),
-        ),
-        model_id=facts["model_id"],
-        vectors_pending=bool(facts["pending"]),
-        languages=tuple(facts["languages"]) if facts["languages"] is not None else None,
-        stems_corrected=corrected,
-    )
 
 
 async def check_stems(conn: Conn) -> bool:
