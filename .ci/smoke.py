@@ -9,7 +9,8 @@ installed project and the MCP SDK's client only. Steps:
 2. ``codebase-mcp --help`` exits 0;
 3. ``codebase-mcp index`` the polyglot fixture (every tree-sitter grammar) in a fresh data directory:
    the embedded PostgreSQL and the real local model with default settings, so the database driver,
-   pgvector, ONNX Runtime, onnx (the int8 graph), tokenizers and numpy all run;
+   pgvector, ONNX Runtime (the int8 graph that ships in the package: no onnx, no fp32 extra), tokenizers
+   and numpy all run;
 4. ``codebase-mcp search --json`` finds the fixture's invoice code;
 5. ``codebase-mcp serve`` over stdio with the official MCP client: initialize, ``tools/list``, a job
    through the background daemon (default settings), ``search_code``;

@@ -233,7 +233,7 @@ async def main(args: argparse.Namespace) -> None:
             f"{cpu_self - marks['cpu_self_store']:.1f} s / {cpu_pg - marks['cpu_pg_store']:.1f} s in {window:,.0f} s",
         ),
         (
-            "int8 graph derived in the window (once per data directory)",
+            "fp32 graph derived in the window (once per data directory; int8 ships derived)",
             "yes" if getattr(model, "derivations", 0) else "no (cached)",
         ),
         ("peak RSS after the store phase / after embedding", f"{marks['rss_store']:,.0f} / {rss_index:,.0f} MiB"),

@@ -55,9 +55,10 @@ class Settings(BaseSettings):
     embedding_threads: int = Field(default=2, ge=1, le=64, description="CPU threads the local model may use.")
     embedding_int8: bool = Field(
         default=True,
-        description="Run the local model's int8-compute graph (derived once, cached under `home`): faster on "
-        "CPU at nearly the quality of fp32 on our evaluation (docs/benchmarks/quality-docstring.md). Each "
-        "precision records its vectors under its own model name, so switching re-embeds.",
+        description="Run the local model's int8-compute graph (ships with codebase-mcp): faster on CPU at "
+        "nearly the quality of fp32 on our evaluation (docs/benchmarks/quality-docstring.md). false runs fp32, "
+        'which needs the fp32 extra (pip install "codebase-mcp[fp32]") and is derived once, cached under '
+        "`home`. Each precision records its vectors under its own model name, so switching re-embeds.",
     )
     embedding_max_tokens: int = Field(
         default=64,

