@@ -169,6 +169,8 @@ def main() -> None:
     parser.add_argument("--decay", type=float, default=1e-3, help="weight decay towards the identity")
     parser.add_argument("--temperature", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", default=str(RESULTS), help="where the figures go")
+    parser.add_argument("--out", default=str(OUT), help="folder of the adapter weights")
     parser.add_argument("--only", choices=["query", "symmetric"], help="train one adapter")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -189,23 +191,24 @@ def main() -> None:
     results: dict[str, object] = {
         "pairs": {"train": len(train_rows), "validation": len(val_rows), "pool_chunks": len(data.pool)},
         "validation_repositories": sorted(held),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("skip_mine", "only")},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("skip_mine", "only", "results", "out")},
         "stock": evaluate(data, val_rows, None, False),
         "stock_symmetric_pool": evaluate(data, val_rows, None, True),
     }
-    OUT.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     for name in ("query", "symmetric"):
         if args.only and name != args.only:
             continue
         t0 = time.perf_counter()
         matrix, history, figures = train(data, train_rows, val_rows, name == "symmetric", args)
-        np.save(OUT / f"adapter-{name}.npy", matrix.astype(np.float32))
+        np.save(out / f"adapter-{name}.npy", matrix.astype(np.float32))
         timings[f"train_{name}_s"] = round(time.perf_counter() - t0, 1)
         results[name] = {"validation": figures, "history": history}
     timings["total_s"] = round(time.perf_counter() - started, 1)
     results["time"] = timings
     results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}"
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    Path(args.results).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({k: results[k] for k in results if k not in ("query", "symmetric")}, indent=1))
 
 
