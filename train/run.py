@@ -117,6 +117,20 @@ def score(figures: dict[str, float]) -> float:
     return float(np.mean(docs)) / 2 + figures["all/all"] / 2
 
 
+def sampling_weights(data: Data, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Each language the same share of an epoch; within it, doc and module pairs twice an identifier's."""
+    from collections import Counter
+
+    per_language = Counter(data.languages[i] for i in rows)
+    kind_weight = {"doc": 2.0, "module": 2.0, "identifier": 1.0}
+    w = np.array([kind_weight[data.kinds[i]] for i in rows], dtype=np.float64)
+    lang = np.array([data.languages[i] for i in rows])
+    for language in per_language:
+        w[lang == language] /= w[lang == language].sum()
+    out: npt.NDArray[np.float64] = w / w.sum()
+    return out
+
+
 def train(
     data: Data, train_rows: npt.NDArray[np.int64], val_rows: npt.NDArray[np.int64], symmetric: bool,
     args: argparse.Namespace,
@@ -127,8 +141,12 @@ def train(
     best = (score(evaluate(data, val_rows, None, symmetric)), matrix.copy(), 0)
     history: list[dict[str, object]] = []
     patience = 0
+    weights = sampling_weights(data, train_rows) if args.balance else None
     for epoch in range(1, args.epochs + 1):
-        order = rng.permutation(train_rows)
+        if weights is None:
+            order = rng.permutation(train_rows)
+        else:
+            order = rng.choice(train_rows, size=len(train_rows), replace=True, p=weights)
         losses = []
         for start in range(0, len(order), args.batch):
             rows = order[start : start + args.batch]
@@ -168,6 +186,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--decay", type=float, default=1e-3, help="weight decay towards the identity")
     parser.add_argument("--temperature", type=float, default=0.05)
+    parser.add_argument("--balance", action="store_true", help="sample languages equally, doc pairs twice")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", default=str(RESULTS), help="where the figures go")
     parser.add_argument("--out", default=str(OUT), help="folder of the adapter weights")
