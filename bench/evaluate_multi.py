@@ -287,7 +287,11 @@ async def main(args: argparse.Namespace) -> None:
         sys.exit(f"{QUERIES} is missing: run python bench/eval_corpus.py first")
     by_language = select(load_queries(), args)
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="cbm-eval-multi-"))
-    settings = Settings(home=home, embedding_provider=args.model)
+    if args.adapter:
+        import adapter_model
+
+        adapter_model.configure(args.adapter, args.adapter_side)
+    settings = Settings(home=home, embedding_provider="local-adapter" if args.adapter else args.model)
     res = Results()
     info: list[dict] = []
     modes = [m for m in (args.modes or "").split(",") if m]
@@ -305,15 +309,17 @@ async def main(args: argparse.Namespace) -> None:
                 file=sys.stderr,
             )
     text, data = report(res, args.languages, info)
+    adapter = f", adapter {args.adapter} on the {args.adapter_side} side" if args.adapter else ""
     header = (
-        f"model {args.model} ({rt.model.name}), split {args.split}, "
+        f"model {args.model} ({rt.model.name}{adapter}), split {args.split}, "
         f"max {args.max_queries or 'all'} queries per language and kind"
     )
     print(f"# Multi-language evaluation: {header}\n\n{text}")
     if args.misses and misses is not None:
         Path(args.misses).write_text("".join(misses), encoding="utf-8")
     if args.json:
-        data["settings"] = {"model": args.model, "split": args.split, "max_queries": args.max_queries}
+        data["settings"] = {"model": args.model, "split": args.split, "max_queries": args.max_queries,
+                            "adapter": args.adapter, "adapter_side": args.adapter_side}  # fmt: skip
         Path(args.json).write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
@@ -329,6 +335,8 @@ if __name__ == "__main__":
     parser.add_argument("--weights", help="keyword weight of fusion for identifier,natural queries (e.g. 0.7,0.5)")
     parser.add_argument("--modes", help="only these modes, comma-separated labels (e.g. keyword,hybrid+rank)")
     parser.add_argument("--kinds", type=lambda s: [x for x in s.split(",") if x], help="only these query kinds")
+    parser.add_argument("--adapter", help="with --model local: a trained adapter matrix (.npy, train/run.py)")
+    parser.add_argument("--adapter-side", choices=["query", "both"], default="query", help="what --adapter maps")
     parser.add_argument("--misses", help="write each query not answered first (with its top 5) to this file")
     parsed = parser.parse_args()
     unknown = set(parsed.languages) - set(LANGUAGES)
