@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Annotated, cast
 
 from mcp.server.mcpserver import Context
@@ -24,7 +25,7 @@ from codebase_mcp.server.params import (
     SymbolNameArg,
 )
 from codebase_mcp.server.schemas import Freshness, ReferenceResult, SearchResult, SymbolResult
-from codebase_mcp.server.state import app_of
+from codebase_mcp.server.state import App, app_of
 from codebase_mcp.server.tooling import READ_ONLY, ToolSpec
 
 
@@ -95,28 +96,24 @@ async def find_symbol(
 ) -> Annotated[CallToolResult, SymbolResult]:
     """Where a class, function, method, type or module is defined, by exact or qualified name; non-test
     code first. Use search_code when you know what the code does but not its name."""
-    app = app_of(ctx)
-    project = await app.project(ctx, project_id, must_exist=True)
-    filters = SearchFilters(repository_id, language, None, directory)
-    scope = await app.repositories(project, filters)
-    repo_ids = [f.repository_id for f in scope]
-    started = time.perf_counter()
-    async with app.search_slots, app.runtime.db.connection() as conn:
-        defs = await symbols.find_definitions(conn, repo_ids, filters, name, kind, limit)
+    look = await _Lookup.start(ctx, project_id, SearchFilters(repository_id, language, None, directory))
+    async with look.app.search_slots, look.app.runtime.db.connection() as conn:
+        defs = await symbols.find_definitions(conn, look.repo_ids, look.filters, name, kind, limit)
     base: SymbolResult = {
         "definitions": [],
-        "latency_ms": symbols.elapsed_ms(started),
-        "project_id": project,
+        "latency_ms": symbols.elapsed_ms(look.started),
+        "project_id": look.project,
         "detail": detail,
         "notice": untrusted.NOTICE,
     }
-    if fresh := freshness.reported(scope, (d.repository_id for d in defs), asked=bool(repository_id)):
-        base["freshness"] = records(fresh)
+    if fresh := look.freshness(d.repository_id for d in defs):
+        base["freshness"] = fresh
     if not defs:
-        base["message"] = await app.why_empty(project, repo_ids, filters, "find_symbol") + (
+        base["message"] = await look.why_empty(
+            "find_symbol",
             f" No definition named {untrusted.clean(name, 100)!r}"
             + (f" of kind {kind!r}" if kind else "")
-            + ": try search_code with a description, or find_references."
+            + ": try search_code with a description, or find_references.",
         )
     return render.symbols(base, defs, untrusted.clean(name, 300), detail)
 
@@ -132,29 +129,53 @@ async def find_references(
 ) -> Annotated[CallToolResult, ReferenceResult]:
     """Where an identifier occurs (calls, imports, uses, definition): lines with their text, by file,
     from the index (reindex to see recent edits). 'Parser.parse' is looked for as the word 'parse'."""
-    app = app_of(ctx)
-    project = await app.project(ctx, project_id, must_exist=True)
-    filters = SearchFilters(repository_id, language, None, directory)
-    scope = await app.repositories(project, filters)
-    repo_ids = [f.repository_id for f in scope]
-    started = time.perf_counter()
-    async with app.search_slots, app.runtime.db.connection() as conn:
-        refs, total = await symbols.find_references(conn, repo_ids, filters, name, limit)
+    look = await _Lookup.start(ctx, project_id, SearchFilters(repository_id, language, None, directory))
+    async with look.app.search_slots, look.app.runtime.db.connection() as conn:
+        refs, total = await symbols.find_references(conn, look.repo_ids, look.filters, name, limit)
     base: ReferenceResult = {
         "files": [],
         "total_count": total,
         "shown": 0,
-        "latency_ms": symbols.elapsed_ms(started),
-        "project_id": project,
+        "latency_ms": symbols.elapsed_ms(look.started),
+        "project_id": look.project,
         "notice": untrusted.NOTICE,
     }
-    if fresh := freshness.reported(scope, (r.repository_id for r in refs), asked=bool(repository_id)):
-        base["freshness"] = records(fresh)
+    if fresh := look.freshness(r.repository_id for r in refs):
+        base["freshness"] = fresh
     if not refs:
-        base["message"] = await app.why_empty(project, repo_ids, filters, "find_references") + (
-            f" {untrusted.clean(name, 100)!r} occurs nowhere in the indexed text."
+        base["message"] = await look.why_empty(
+            "find_references", f" {untrusted.clean(name, 100)!r} occurs nowhere in the indexed text."
         )
     return render.references(base, refs, untrusted.clean(name, 300))
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """A symbol tool's call: its project, filters and the repositories they cover (with freshness)."""
+
+    app: App
+    project: str
+    filters: SearchFilters
+    scope: list[RepositoryFreshness]
+    started: float
+
+    @classmethod
+    async def start(cls, ctx: Context, project_id: str | None, filters: SearchFilters) -> _Lookup:
+        app = app_of(ctx)
+        project = await app.project(ctx, project_id, must_exist=True)
+        scope = await app.repositories(project, filters)
+        return cls(app, project, filters, scope, time.perf_counter())
+
+    @property
+    def repo_ids(self) -> list[int]:
+        return [f.repository_id for f in self.scope]
+
+    def freshness(self, answered_from: Iterable[int]) -> list[Freshness]:
+        """The freshness to report for an answer drawn from these repositories (empty: nothing to say)."""
+        return records(freshness.reported(self.scope, answered_from, asked=bool(self.filters.repository)))
+
+    async def why_empty(self, tool: str, hint: str) -> str:
+        return await self.app.why_empty(self.project, self.repo_ids, self.filters, tool) + hint
 
 
 def records(fresh: Iterable[RepositoryFreshness]) -> list[Freshness]:

@@ -42,15 +42,31 @@ MIN_DEPTH = 100  # postings read at least, for the most common lexeme
 RESCORED_PER_RESULT = 4  # chunks rescored exactly per result wanted (at least MIN_RESCORED)
 MIN_RESCORED = 200
 
+_CHUNK_COLUMNS = ("id", "file_id", "path", "symbol", "kind", "language", "lines")
 #: the columns every block yields, in this order
-COLUMNS = (
-    "arm, id, file_id, path, symbol, kind, language, lines, score, partial, content, cut_lexeme, cut_repo, "
-    "cut_impact, context"
+COLUMN_NAMES = (
+    *("arm", *_CHUNK_COLUMNS),
+    *("score", "partial", "content", "cut_lexeme", "cut_repo", "cut_impact", "context"),
 )
+COLUMNS = ", ".join(COLUMN_NAMES)
 _CHUNK = sql.SQL("c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines")
 _TEXT = sql.SQL("CASE WHEN %(with_text)s THEN c.content END AS content")
 #: the searched repositories' ids, as the statement resolved them (the ``ids`` block of a scope)
 REPOS = sql.SQL("((SELECT ids FROM ids)::bigint[])")
+
+
+def select_row(arm: str, source: str, *, chunk_of: str | None = None, **given: str) -> sql.Composable:
+    """The SELECT of a block: ``COLUMNS`` from ``source``, the ``given`` columns' expressions, the chunk
+    columns of the alias ``chunk_of`` (when given) and NULL for the rest."""
+    exprs: list[sql.Composable] = [sql.Literal(arm)]
+    for name in COLUMN_NAMES[1:]:
+        if name in given:
+            exprs.append(sql.SQL(given[name]))
+        elif chunk_of is not None and name in _CHUNK_COLUMNS:
+            exprs.append(sql.SQL(f"{chunk_of}.{name}"))
+        else:
+            exprs.append(sql.SQL("NULL::json" if name == "context" else "NULL"))
+    return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs), sql.SQL(source))
 
 
 class Block(Protocol):
@@ -140,10 +156,7 @@ class Context:
         ]
 
     def select(self) -> sql.Composable:
-        return sql.SQL(
-            "SELECT {}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-            " to_json(f) FROM cx_facts f"
-        ).format(sql.Literal(self.arm))
+        return select_row(self.arm, "cx_facts f", context="to_json(f)")
 
     def params(self) -> dict[str, Any]:
         return {
@@ -239,16 +252,17 @@ class PostingsBm25:
         ]
 
     def select(self) -> sql.Composable:
-        return sql.SQL(
-            "SELECT {arm}, b.id, b.file_id, b.path, b.symbol, b.kind, b.language, b.lines, "
-            " CASE WHEN NOT EXISTS (SELECT 1 FROM kw_q WHERE df > depth) THEN b.partial ELSE "
-            "  (SELECT sum(bm25(q.idf, cardinality(u.positions), b.doc_len, q.avgdl)) "
-            "   FROM unnest(ts_filter(setweight(b.tsv, 'A', %(kw_lex)s), '{{a}}')) AS u "
-            "   JOIN kw_q q ON q.lexeme = u.lexeme) END, "
-            " b.partial, b.content, NULL, NULL, NULL, NULL::json FROM kw_best b "
-            "UNION ALL SELECT 'cut', NULL, NULL, NULL, NULL, NULL, NULL, NULL, idf, avgdl, NULL, lexeme, repo, "
-            " impact, NULL::json FROM kw_cuts"
-        ).format(arm=sql.Literal(self.arm))
+        exact = (
+            "CASE WHEN NOT EXISTS (SELECT 1 FROM kw_q WHERE df > depth) THEN b.partial ELSE "
+            " (SELECT sum(bm25(q.idf, cardinality(u.positions), b.doc_len, q.avgdl)) "
+            "  FROM unnest(ts_filter(setweight(b.tsv, 'A', %(kw_lex)s), '{a}')) AS u "
+            "  JOIN kw_q q ON q.lexeme = u.lexeme) END"
+        )
+        cuts = select_row(
+            "cut", "kw_cuts", score="idf", partial="avgdl", cut_lexeme="lexeme", cut_repo="repo", cut_impact="impact"
+        )
+        scored = select_row(self.arm, "kw_best b", chunk_of="b", score=exact, partial="b.partial", content="b.content")
+        return sql.SQL(" UNION ALL ").join([scored, cuts])
 
     def params(self) -> dict[str, Any]:
         return {"kw_lex": list(self.lexemes), "kw_rescored": self.rescored}
@@ -293,10 +307,7 @@ class NearestVectors:
         ]
 
     def select(self) -> sql.Composable:
-        return sql.SQL(
-            "SELECT {}, id, file_id, path, symbol, kind, language, lines, distance, NULL, content, "
-            " NULL, NULL, NULL, NULL::json FROM dn_near"
-        ).format(sql.Literal(self.arm))
+        return select_row(self.arm, "dn_near n", chunk_of="n", score="distance", content="content")
 
     def params(self) -> dict[str, Any]:
         return {"dn_qv": self.vector, "dn_k": self.limit}
@@ -330,10 +341,7 @@ class Definitions:
         ]
 
     def select(self) -> sql.Composable:
-        return sql.SQL(
-            "SELECT {}, id, file_id, path, symbol, kind, language, lines, 0.0, NULL, content, "
-            " NULL, NULL, NULL, NULL::json FROM df_found"
-        ).format(sql.Literal(self.arm))
+        return select_row(self.arm, "df_found d", chunk_of="d", score="0.0", content="content")
 
     def params(self) -> dict[str, Any]:
         return {"df_tails": list(self.tails), "df_k": self.limit}

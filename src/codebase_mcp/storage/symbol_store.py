@@ -10,9 +10,9 @@ from typing import Any
 
 from psycopg import sql
 
-from codebase_mcp.domain import RetrievedChunk, SearchFilters, StoredChunk
+from codebase_mcp.domain import SearchFilters, StoredChunk
 from codebase_mcp.storage.database import Conn
-from codebase_mcp.storage.search_store import conditions, retrieved_chunks
+from codebase_mcp.storage.search_store import conditions
 
 _COLUMNS = sql.SQL(
     "c.id, c.repository_id, r.name AS repository, f.path, c.start_line, c.end_line, c.kind, c.symbol, "
@@ -43,40 +43,8 @@ async def chunks_by_symbol_tail(
     conn: Conn, repo_ids: list[int], filters: SearchFilters, tails: list[str], limit: int
 ) -> list[StoredChunk]:
     """Chunks whose symbol ends in one of ``tails`` (lower case), in file order."""
-    conds, params = conditions(filters)
-    where = sql.SQL(" AND ").join(
-        [
-            sql.SQL("c.repository_id = ANY(%(repos)s)"),
-            sql.SQL("c.symbol IS NOT NULL"),
-            sql.SQL("symbol_tail(c.symbol) = ANY(%(tails)s)"),
-            *conds,
-        ]
-    )
-    stmt = sql.SQL("SELECT {} {} WHERE {} ORDER BY f.path, c.start_line LIMIT %(k)s").format(_COLUMNS, _FROM, where)
-    cur = await conn.execute(stmt, {**params, "repos": repo_ids, "tails": tails, "k": limit})
-    return _chunks(await cur.fetchall())
-
-
-async def definitions_by_tail(
-    conn: Conn, repo_ids: list[int], filters: SearchFilters, tails: list[str], limit: int
-) -> list[RetrievedChunk]:
-    """Search candidates (score 0) for chunks whose symbol ends in one of ``tails`` (lower case): the
-    ranking stage's definitions of an asked symbol that neither retrieval arm returned. Shortest paths
-    first, then chunk id, so that a name defined in many files keeps a stable, small answer."""
-    conds, params = conditions(filters)
-    where = sql.SQL(" AND ").join([sql.SQL("TRUE"), *conds])
-    # the chunks named so first (symbol_tail index), then each one's file by its key: the planner cannot
-    # estimate how many chunks a name has, and joining every file by hash cost more than the search
-    stmt = sql.SQL(
-        "WITH named AS MATERIALIZED ("
-        " SELECT id, file_id, symbol, kind, language, start_line, end_line FROM chunks "
-        " WHERE repository_id = ANY(%(repos)s) AND symbol IS NOT NULL AND symbol_tail(symbol) = ANY(%(tails)s)) "
-        "SELECT c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines, "
-        "0.0 AS score FROM named c CROSS JOIN LATERAL (SELECT path FROM files WHERE files.id = c.file_id) f "
-        "WHERE {} ORDER BY length(f.path), c.id LIMIT %(k)s"
-    ).format(where)
-    cur = await conn.execute(stmt, {**params, "repos": repo_ids, "tails": tails, "k": limit})
-    return retrieved_chunks(await cur.fetchall(), "score")
+    conds = [sql.SQL("c.symbol IS NOT NULL"), sql.SQL("symbol_tail(c.symbol) = ANY(%(tails)s)")]
+    return await _in_file_order(conn, repo_ids, filters, conds, {"tails": tails}, limit)
 
 
 async def chunks_mentioning(
@@ -84,17 +52,23 @@ async def chunks_mentioning(
 ) -> list[StoredChunk]:
     """Chunks whose text contains ``identifier`` (case-sensitive), in file order. The chunks' full-text
     index preselects (its tokens hold every identifier whole and split), so this stays an index scan."""
-    conds, params = conditions(filters)
-    where = sql.SQL(" AND ").join(
-        [
-            sql.SQL("c.repository_id = ANY(%(repos)s)"),
-            sql.SQL("c.tsv @@ plainto_tsquery('english', %(ident)s)"),
-            sql.SQL("strpos(c.content, %(ident)s) > 0"),
-            *conds,
-        ]
-    )
+    conds = [sql.SQL("c.tsv @@ plainto_tsquery('english', %(ident)s)"), sql.SQL("strpos(c.content, %(ident)s) > 0")]
+    return await _in_file_order(conn, repo_ids, filters, conds, {"ident": identifier}, limit)
+
+
+async def _in_file_order(
+    conn: Conn,
+    repo_ids: list[int],
+    filters: SearchFilters,
+    conds: Sequence[sql.Composable],
+    params: dict[str, Any],
+    limit: int,
+) -> list[StoredChunk]:
+    """The chunks of these repositories that pass the filters and ``conds``, in file order."""
+    filter_conds, filter_params = conditions(filters)
+    where = sql.SQL(" AND ").join([sql.SQL("c.repository_id = ANY(%(repos)s)"), *conds, *filter_conds])
     stmt = sql.SQL("SELECT {} {} WHERE {} ORDER BY f.path, c.start_line LIMIT %(k)s").format(_COLUMNS, _FROM, where)
-    cur = await conn.execute(stmt, {**params, "repos": repo_ids, "ident": identifier, "k": limit})
+    cur = await conn.execute(stmt, {**filter_params, **params, "repos": repo_ids, "k": limit})
     return _chunks(await cur.fetchall())
 
 
