@@ -12,7 +12,9 @@ stage (the fake model: with no vectors stored the dense arm returns nothing, so 
 everything else a search does). The keyword arm alone is also timed on the postings path
 (``retrieval.keyword_search``) and on the former path that scores every GIN candidate from its
 tsvector (``keyword_candidates_gin``, exact), and the two tops are compared: how often the postings path
-proves its top exact, and how much of the exact top 10 it returns.
+proves its top exact, and how much of the exact top 10 it returns. Those arm calls run between a query's
+searches and read many pages; ``--searches-only`` times the two searches alone (each query still warmed
+once first), as a client that only searches sees them.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ async def main(args: argparse.Namespace) -> None:
         for rep in ("warm", "timed"):
             for kind, q in queries:
                 lexes = lexes_of[q]
-                for label in ("postings arm", "gin arm (before)"):
+                for label in () if args.searches_only else ("postings arm", "gin arm (before)"):
                     t0 = time.perf_counter()
                     async with rt.db.connection() as conn:
                         if label == "postings arm":
@@ -120,7 +122,7 @@ async def main(args: argparse.Namespace) -> None:
                     ms = (time.perf_counter() - t0) * 1000
                     if rep == "timed":
                         timings.setdefault((kind, label), []).append(ms)
-                if rep == "timed" and lexes:
+                if rep == "timed" and lexes and not args.searches_only:
                     exact_n += exact
                     top, want = [c.chunk_id for c in found[:10]], [c.chunk_id for c in ref[:10]]
                     overlap.append(len(set(top) & set(want)) / len(want) if want else 1.0)
@@ -132,7 +134,7 @@ async def main(args: argparse.Namespace) -> None:
                     if rep == "timed":
                         timings.setdefault((kind, label), []).append(ms)
         rows = []
-        labels = ["postings arm", "gin arm (before)", "keyword", "hybrid+rank"]
+        labels = [*(() if args.searches_only else ("postings arm", "gin arm (before)")), "keyword", "hybrid+rank"]
         for kind in ("identifier", "natural", "all"):
             cells = []
             for label in labels:
@@ -142,6 +144,8 @@ async def main(args: argparse.Namespace) -> None:
             rows.append([kind, str(n), *cells])
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(grid(["queries", "n", *labels], rows, f"Latency p50 / p95 (ms, warm, in-process; load average {load})"))
+        if args.searches_only:
+            return
         scored = len(overlap) or 1
         print(
             f"\npostings arm vs exact BM25 (GIN arm), top 50 asked: proven exact {exact_n}/{len(overlap)}; "
@@ -159,6 +163,9 @@ if __name__ == "__main__":
         choices=["fake", "local"],
         default="fake",
         help="what embeds each query (local: the real model, timed against the stored fake vectors)",
+    )
+    parser.add_argument(
+        "--searches-only", action="store_true", help="time the keyword and hybrid searches without the arm calls"
     )
     parser.add_argument("--depth", type=int, default=retrieval.POSTINGS_DEPTH, help="postings read per lexeme")
     parsed = parser.parse_args()

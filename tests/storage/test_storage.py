@@ -104,7 +104,8 @@ async def test_a_server_without_pgvector_is_a_permanent_error_with_the_install_h
 
 async def test_the_embedded_server_keeps_its_write_ahead_log_small(server_uri: str) -> None:
     """PostgreSQL's defaults let pg_wal grow to 1 GB and keep it; the embedded server is set to keep
-    little (``EMBEDDED_SERVER_SETTINGS``), on every start, whatever was there before."""
+    little (``embedded_server_settings``), on every start, whatever was there before; and larger shared
+    buffers from its next start."""
 
     async def show(conn: psycopg.AsyncConnection[Any], name: str, want: str) -> None:
         deadline = time.monotonic() + 30  # a reload reaches each session at its next command
@@ -119,3 +120,11 @@ async def test_the_embedded_server_keeps_its_write_ahead_log_small(server_uri: s
         await database._ensure_database(server_uri, "postgres")
         await show(conn, "max_wal_size", "128MB")
         await show(conn, "min_wal_size", "32MB")
+        # shared_buffers takes effect at the server's next start: the configuration file holds it
+        cur = await conn.execute("SELECT setting FROM pg_file_settings WHERE name = 'shared_buffers' ORDER BY seqno")
+        configured = [r[0] for r in await cur.fetchall()]
+        assert configured[-1] == f"{database.embedded_server_settings()['shared_buffers']}MB"
+        assert 128 <= database.embedded_server_settings()["shared_buffers"] <= 512
+        written = (await (await conn.execute("SELECT pg_conf_load_time()")).fetchone() or [None])[0]
+        await database._ensure_database(server_uri, "postgres")  # set already: nothing is written again
+        assert (await (await conn.execute("SELECT pg_conf_load_time()")).fetchone() or [None])[0] == written

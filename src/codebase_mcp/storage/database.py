@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import select
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -192,22 +193,38 @@ def _describe(url: str) -> str:
     return f"{info.get('dbname') or '?'} on {host}:{info.get('port') or 5432}"
 
 
-#: The embedded server serves one user's local index: its write-ahead log need not hold the 1 GB that
-#: PostgreSQL's defaults allow between checkpoints (a bulk load left ~600 MB behind in pg_wal for good).
-#: Checkpoints come sooner during a load instead; crash safety is unchanged (fsync and full-page writes
-#: stay on). Set with ALTER SYSTEM (postgresql.auto.conf) and reloaded: no restart needed.
-EMBEDDED_SERVER_SETTINGS = {"max_wal_size": "128", "min_wal_size": "32"}  # in MB, pg_settings' unit for both
+def _shared_buffers_mb() -> int:
+    """A sixteenth of the machine's memory, between PostgreSQL's default 128 MB and 512 MB: a warm hybrid
+    search on issue 10's corpus reads its HNSW and postings pages from shared buffers instead of the OS
+    cache (p50 16.8-17.2 ms at 128 MB, 15.9-16.0 at 256, 14.0-14.4 at 512, 15.0-15.4 at 1 GB:
+    docs/benchmarks/search-latency.md). Pages are only taken as the database is read."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+    except (ValueError, OSError):
+        return 128
+    return max(128, min(512, total // 16))
+
+
+def embedded_server_settings() -> dict[str, int]:
+    """What the embedded server is set to (MB), with ALTER SYSTEM at each start. It serves one user's
+    local index: its write-ahead log need not hold the 1 GB that PostgreSQL's defaults allow between
+    checkpoints (a bulk load left ~600 MB behind in pg_wal for good); checkpoints come sooner during a
+    load instead, and crash safety is unchanged (fsync and full-page writes stay on). The WAL sizes
+    apply at once (a reload); ``shared_buffers`` from the server's next start."""
+    return {"max_wal_size": 128, "min_wal_size": 32, "shared_buffers": _shared_buffers_mb()}
 
 
 async def _configure_embedded(conn: psycopg.AsyncConnection[Any]) -> None:
+    wanted = {name: f"{mb}MB" for name, mb in embedded_server_settings().items()}
+    # what the configuration files say (the last line for a name wins), running or awaiting a restart
     cur = await conn.execute(
-        "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (list(EMBEDDED_SERVER_SETTINGS),)
+        "SELECT DISTINCT ON (name) name, setting FROM pg_file_settings WHERE name = ANY(%s) ORDER BY name, seqno DESC",
+        (list(wanted),),
     )
-    current = dict(await cur.fetchall())
-    changed = [name for name, value in EMBEDDED_SERVER_SETTINGS.items() if current.get(name) != value]
+    configured = dict(await cur.fetchall())
+    changed = [name for name, value in wanted.items() if configured.get(name) != value]
     for name in changed:
-        value = sql.Literal(EMBEDDED_SERVER_SETTINGS[name] + "MB")
-        await conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), value))
+        await conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(wanted[name])))
     if changed:
         await conn.execute("SELECT pg_reload_conf()")
         log.info("embedded server settings applied: %s", ", ".join(changed))
