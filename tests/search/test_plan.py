@@ -107,3 +107,46 @@ async def test_bm25_is_one_function_and_the_python_bound_holds_against_it(db: Da
         assert r["part"] <= impact_bound(r["impact"], r["avgdl"]) * (1 + 1e-6) + 1e-9
     tight = [r for r in rows if r["tf"] == 1 and r["avgdl"] < 100]
     assert all(abs(impact_bound(r["impact"], r["avgdl"]) - r["part"]) < 1e-5 for r in tight)
+
+
+async def test_a_remembered_model_id_gone_stale_is_read_again(engine: SearchEngine, statements: _Counter) -> None:
+    """The dense statement is sent with the model id remembered from an earlier search; when the
+    context reads another one (the database was recreated under a running process), it runs again."""
+    fresh = await engine.search("compute the invoice total", mode="dense")
+    assert engine.model is not None and fresh.hits
+    right = engine._model_ids[engine.model.name]
+    engine._model_ids[engine.model.name] = right + 1000
+    statements.statements.clear()
+    again = await engine.search("compute the invoice total", mode="dense")
+    assert [h.path for h in again.hits] == [h.path for h in fresh.hits]
+    assert engine._model_ids[engine.model.name] == right
+    assert sum("dn_near" in s for s in statements.statements) == 2
+
+
+async def test_a_failed_dense_statement_forgets_the_remembered_id(
+    engine: SearchEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await engine.search("compute the invoice total")
+    assert engine.model is not None and engine.model.name in engine._model_ids
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the vectors' statement failed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(engine, "_near", failing)
+        with pytest.raises(RuntimeError, match="vectors' statement failed"):
+            await engine.search("compute the invoice total")
+    assert engine.model.name not in engine._model_ids  # read again by the next search
+    assert (await engine.search("compute the invoice total")).hits
+    assert engine.model.name in engine._model_ids
+
+
+async def test_the_blocks_nulls_are_typed(db: Database) -> None:
+    """UNION ALL resolves column types two inputs at a time: a block's NULLs carry their column's type,
+    so the statement does not depend on the blocks' order."""
+    from codebase_mcp.storage.retrieval import COLUMN_NAMES, select_row
+
+    async with db.connection() as conn:
+        text = select_row("x", "t").as_string(conn)
+    assert text.count("NULL::") == len(COLUMN_NAMES) - 1
+    assert "NULL::bigint" in text and "NULL::json" in text and "NULL," not in text

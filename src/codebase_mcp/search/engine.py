@@ -72,8 +72,9 @@ class SearchEngine:
     that the two run side by side in two server processes; fusion and ranking as pure functions of the
     analysed query and the candidates; one statement to hydrate the top. Three statements in all, two
     of them one after the other; a fourth only for a repository being bulk-loaded, a filtered keyword
-    fallback, a query word new to this process that the server stems differently, or the first search
-    of a model in this engine (the vectors' statement needs the model's id, then remembered). No
+    fallback, a query word new to this process that the server stems differently, or a remembered model
+    id gone stale (the vectors' statement needs the model's id: the first search of a model in this
+    engine waits for the context's, later ones use the one remembered). No
     connection is held while another is awaited, so concurrent searches never wait on each other's."""
 
     def __init__(
@@ -180,7 +181,12 @@ class SearchEngine:
                 model_id.set_result(context.model_id)
             if near is None or not context.scope:
                 return analysed, context, found
-            dense, used, vector = await near
+            try:
+                dense, used, vector = await near
+            except Exception:
+                if model is not None:  # the remembered id may be what failed: the next search reads it again
+                    self._model_ids.pop(model, None)
+                raise
             if model is not None and context.model_id is not None:
                 self._model_ids[model] = context.model_id
                 if vector is not None and used != context.model_id:  # the remembered id was stale
@@ -189,6 +195,8 @@ class SearchEngine:
         finally:
             if near is not None and not near.done():
                 near.cancel()
+                # its connection is back in the pool, and its failure (if any) observed, before returning
+                await asyncio.gather(near, return_exceptions=True)
 
     async def _first(
         self,

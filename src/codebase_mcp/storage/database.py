@@ -199,10 +199,15 @@ def _shared_buffers_mb() -> int:
     cache (p50 16.8-17.2 ms at 128 MB, 15.9-16.0 at 256, 14.0-14.4 at 512, 15.0-15.4 at 1 GB:
     docs/benchmarks/search-latency.md). Pages are only taken as the database is read."""
     try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         return 128
-    return max(128, min(512, total // 16))
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:  # a container's memory limit, where one is set (cgroup v2, then v1)
+            total = min(total, int(Path(limit_file).read_text().strip()))
+        except (OSError, ValueError):  # absent, or "max"
+            continue
+    return max(128, min(512, total // (1 << 20) // 16))
 
 
 def embedded_server_settings() -> dict[str, int]:

@@ -49,6 +49,15 @@ COLUMN_NAMES = (
     *("score", "partial", "content", "cut_lexeme", "cut_repo", "cut_impact", "context"),
 )
 COLUMNS = ", ".join(COLUMN_NAMES)
+#: each column's type, for the NULLs a block yields (UNION ALL resolves types two inputs at a time, so
+#: untyped NULLs would make the result depend on the blocks' order)
+_COLUMN_TYPES = {
+    **dict.fromkeys(("id", "file_id", "cut_repo"), "bigint"),
+    **dict.fromkeys(("path", "symbol", "kind", "language", "content", "cut_lexeme", "arm"), "text"),
+    "lines": "integer",
+    **dict.fromkeys(("score", "partial", "cut_impact"), "double precision"),
+    "context": "json",
+}
 _CHUNK = sql.SQL("c.id, c.file_id, f.path, c.symbol, c.kind, c.language, c.end_line - c.start_line + 1 AS lines")
 _TEXT = sql.SQL("CASE WHEN %(with_text)s THEN c.content END AS content")
 #: the searched repositories' ids, as the statement resolved them (the ``ids`` block of a scope)
@@ -65,7 +74,7 @@ def select_row(arm: str, source: str, *, chunk_of: str | None = None, **given: s
         elif chunk_of is not None and name in _CHUNK_COLUMNS:
             exprs.append(sql.SQL(f"{chunk_of}.{name}"))
         else:
-            exprs.append(sql.SQL("NULL::json" if name == "context" else "NULL"))
+            exprs.append(sql.SQL(f"NULL::{_COLUMN_TYPES[name]}"))
     return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs), sql.SQL(source))
 
 
@@ -404,6 +413,8 @@ async def retrieve(
     each (definitions: ``tails_limit``), in one statement; a second only for repositories being
     bulk-loaded or the filtered fallback (module docstring), which read the keyword statistics from the
     context or ``stats``. ``keyword``: the query's lexemes."""
+    if context is not None and not isinstance(scope, ProjectScope):
+        raise TypeError("the context needs a project's scope")
     conds, params = conditions(filters)
     where = sql.SQL(" AND ").join([sql.SQL("TRUE"), *conds])
     blocks: list[Block] = []
@@ -430,7 +441,7 @@ async def retrieve(
         by_arm.setdefault(row["arm"], []).append(row)
     read: SearchContext | None = None
     if context is not None:
-        assert isinstance(scope, ProjectScope), "the context needs a project's scope"
+        assert isinstance(scope, ProjectScope)  # checked above
         facts = by_arm["context"][0]["context"]
         read = context.read(json.loads(facts) if isinstance(facts, str) else facts, scope)
     found: list[dict[str, Any]] = []
