@@ -2,4 +2,5 @@
 
 from codebase_mcp.cli.main import main
 
-main()
+if __name__ == "__main__":  # a spawned worker process (indexing/prepare.py) imports this module again
+    main()

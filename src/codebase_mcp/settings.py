@@ -86,6 +86,18 @@ class Settings(BaseSettings):
     chunk_max_chars: int = Field(
         default=1500, ge=200, description="Chunk budget in characters (about 4 characters per token)."
     )
+    prepare_process_min_files: int = Field(
+        default=1000,
+        ge=0,
+        description="A run that reads at least this many files reads, chunks and analyses them in a worker "
+        "process, beside the process that stores them (0: never; docs/benchmarks/indexing.md).",
+    )
+    prepare_processes: int = Field(
+        default=2,
+        ge=0,
+        description="Worker processes that read, chunk and analyse files for a run that reads at least "
+        "prepare_process_min_files of them (0: none, the run's thread does it).",
+    )
     store_batch_files: int = Field(
         default=200, ge=1, description="Files written per transaction while storing text and chunks."
     )

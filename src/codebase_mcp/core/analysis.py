@@ -156,6 +156,30 @@ def unchecked_words() -> list[str]:
         return list(_unchecked)
 
 
+def take_unchecked() -> list[str]:
+    """``unchecked_words``, handed over: a worker process (indexing/prepare.py) gives them to the process
+    that has them checked, and does not list them again."""
+    with _lock:
+        words = list(_unchecked)
+        _checked.update(words)
+        _unchecked.clear()
+    return words
+
+
+def note_unchecked(words: Iterable[str]) -> None:
+    """Words another process stemmed with PyStemmer (``take_unchecked``): those not checked here yet go
+    on this process's list, for ``record_server_stems``."""
+    with _lock:
+        _unchecked.update(w for w in words if w not in _checked)
+
+
+def server_corrections() -> dict[str, str]:
+    """Every word whose stem the server corrected, with its stem: what ``record_server_stems`` needs to
+    give another process this one's lexicon."""
+    with _lock:
+        return dict(_server_stem)
+
+
 def record_server_stems(stems: dict[str, str]) -> set[str]:
     """Record the server's stems (``ts_lexize('english_stem', word)``, ``""`` for a stop word) of words
     from ``unchecked_words``; returns the words whose lexeme they changed (texts holding them must be

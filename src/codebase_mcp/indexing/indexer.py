@@ -12,24 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from codebase_mcp.core.analysis import analyse, tsvector_binary
 from codebase_mcp.core.identity import host_name
-from codebase_mcp.core.languages import DEFINITION_KINDS, is_test_path, language_for
-from codebase_mcp.core.tokens import search_text
 from codebase_mcp.core.validation import validate_root
 from codebase_mcp.domain import (
-    KEYWORD_ONLY,
     BatchStats,
-    ChunkRow,
     FileState,
     FileWrite,
     JobPhase,
@@ -38,10 +33,10 @@ from codebase_mcp.domain import (
     SkippedFile,
 )
 from codebase_mcp.embeddings.base import EmbeddingModel, Vectors
-from codebase_mcp.indexing.chunker import Chunk, chunk_file
 from codebase_mcp.indexing.embed_policy import EmbedPolicy
+from codebase_mcp.indexing.prepare import PrepareOptions, PrepareProcess, embedding_text, prepare_files
 from codebase_mcp.indexing.run import RunControl, repository_lock
-from codebase_mcp.indexing.scanner import FileEntry, load_file, scan
+from codebase_mcp.indexing.scanner import FileEntry, scan
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import index_store
 from codebase_mcp.storage.database import Database
@@ -60,45 +55,6 @@ BULK_MIN_FILES = 200
 BULK_MIN_SHARE = 1 / 3
 
 
-def embedding_text(rel_path: str, symbol: str | None, content: str) -> str:
-    """What the model sees for a chunk: where it lives, what it is called, then the code."""
-    head = f"{rel_path} {symbol}" if symbol else rel_path
-    return f"{head}\n{content}"
-
-
-def text_hash(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", errors="replace"), digest_size=16).digest()
-
-
-def chunk_rows(
-    rel_path: str, language: str, chunks: Sequence[Chunk], keyword_only: bool = False
-) -> tuple[ChunkRow, ...]:
-    in_tests = is_test_path(rel_path)
-    priority = KEYWORD_ONLY if keyword_only else 2 if in_tests else None
-    rows = []
-    for ordinal, c in enumerate(chunks):
-        keywords = search_text(c.content, rel_path, c.symbol)
-        analysed = analyse(keywords)
-        rows.append(
-            ChunkRow(
-                ordinal=ordinal,
-                start_line=c.start_line,
-                end_line=c.end_line,
-                kind=c.kind,
-                symbol=c.symbol,
-                language=language,
-                content=c.content,
-                embed_hash=text_hash(embedding_text(rel_path, c.symbol, c.content)),
-                search_text=keywords,
-                tsv=tsvector_binary(analysed),
-                doc_len=analysed.doc_len,
-                lexicon=analysed.generation,
-                embed_priority=priority if priority is not None else (0 if c.kind in DEFINITION_KINDS else 1),
-            )
-        )
-    return tuple(rows)
-
-
 def store_batches(entries: Sequence[FileEntry], max_files: int, max_bytes: int) -> list[list[FileEntry]]:
     """``entries`` in order, cut into batches of at most ``max_files`` files and ``max_bytes`` bytes (a
     larger file is a batch of its own): one batch is one transaction, bounded in time and memory."""
@@ -114,6 +70,10 @@ def store_batches(entries: Sequence[FileEntry], max_files: int, max_bytes: int) 
     if current:
         batches.append(current)
     return batches
+
+
+#: sends a batch to be prepared (``indexing/prepare.py``) and gives its writes when ready
+_Prepare = Callable[[Sequence[FileEntry], dict[str, FileState]], "asyncio.Future[list[FileWrite]]"]
 
 
 @dataclass(frozen=True)
@@ -224,35 +184,39 @@ class Indexer:
         """Read, chunk and store the files to read, a batch per transaction (then a bulk load's postings);
         returns every file left out, the scan's and the reader's."""
         skipped = list(plan.skipped)
-        policy = EmbedPolicy.of(root)
+        options = PrepareOptions(
+            self.settings.max_line_length, self.settings.chunk_max_chars, EmbedPolicy.of(root).patterns
+        )
         batches = store_batches(plan.to_read, self.settings.store_batch_files, self.settings.store_batch_bytes)
-        # pipeline: the next batch is read and chunked in a thread while PostgreSQL stores this one
-        pending: asyncio.Future[list[FileWrite]] | None = None
         analyze_at = ANALYZE_AFTER_CHUNKS
-        try:
-            for index, batch in enumerate(batches):
-                run.check()
-                writes = await (pending or run.in_thread(self._prepare, batch, plan.known, policy))
-                pending = None
-                if index + 1 < len(batches):
-                    pending = run.in_thread(self._prepare, batches[index + 1], plan.known, policy)
-                async with self.db.connection() as conn:
-                    stats = await index_store.store_batch(conn, repo_id, writes, self._batch_timeout_ms)
-                    await run.fence(conn, stats)
-                state.files_indexed += stats.files_written
-                state.files_unchanged += stats.files_touched
-                state.chunks_created += stats.chunks_written
-                state.files_deleted += stats.files_dropped
-                skipped.extend(SkippedFile(w.path, w.skip_reason) for w in writes if w.skip_reason)
-                state.files_done += len(batch)
-                run.report(state)
-                if state.chunks_created >= analyze_at:
+        with self._preparer(len(plan.to_read), options, run) as (prepare, ahead):
+            # pipeline: the next batches are read and chunked while PostgreSQL stores this one
+            prepared: deque[asyncio.Future[list[FileWrite]]] = deque()
+            sent = 0
+            try:
+                for index, batch in enumerate(batches):
+                    run.check()
+                    while sent < len(batches) and sent <= index + ahead:
+                        prepared.append(prepare(batches[sent], plan.known))
+                        sent += 1
+                    writes = await prepared.popleft()
                     async with self.db.connection() as conn:
-                        await index_store.analyze_chunks(conn, rows_only=True)
-                    analyze_at = 2 * state.chunks_created
-        finally:
-            if pending is not None:
-                pending.cancel()
+                        stats = await index_store.store_batch(conn, repo_id, writes, self._batch_timeout_ms)
+                        await run.fence(conn, stats)
+                    state.files_indexed += stats.files_written
+                    state.files_unchanged += stats.files_touched
+                    state.chunks_created += stats.chunks_written
+                    state.files_deleted += stats.files_dropped
+                    skipped.extend(SkippedFile(w.path, w.skip_reason) for w in writes if w.skip_reason)
+                    state.files_done += len(batch)
+                    run.report(state)
+                    if state.chunks_created >= analyze_at:
+                        async with self.db.connection() as conn:
+                            await index_store.analyze_chunks(conn, rows_only=True)
+                        analyze_at = 2 * state.chunks_created
+            finally:
+                for future in prepared:
+                    future.cancel()
         if plan.bulk:  # the postings of a bulk load, in one sorted pass (keyword search used GIN meanwhile)
             built = time.perf_counter()
             async with self.db.connection() as conn:
@@ -279,24 +243,22 @@ class Indexer:
             async with self.db.connection() as conn:
                 await index_store.analyze_chunks(conn)
 
-    def _prepare(self, batch: Sequence[FileEntry], known: dict[str, FileState], policy: EmbedPolicy) -> list[FileWrite]:
-        out: list[FileWrite] = []
-        for entry in batch:
-            language = language_for(entry.rel_path)
-            base = FileWrite(entry.rel_path, entry.size, entry.mtime_ns, language)
-            text, reason = load_file(entry, self.settings.max_line_length)
-            if text is None:
-                out.append(replace(base, skip_reason=reason or "unreadable"))
-                continue
-            digest = text_hash(text)
-            old = known.get(entry.rel_path)
-            if old is not None and old.content_hash == digest:
-                out.append(replace(base, text=text, content_hash=digest, unchanged=True))
-                continue
-            chunks = chunk_file(text, language, self.settings.chunk_max_chars)
-            rows = chunk_rows(entry.rel_path, language, chunks, policy.keyword_only(entry.rel_path))
-            out.append(replace(base, text=text, content_hash=digest, chunks=rows))
-        return out
+    @contextlib.contextmanager
+    def _preparer(self, files: int, options: PrepareOptions, run: RunControl) -> Iterator[tuple[_Prepare, int]]:
+        """How this run prepares its batches, and how many ahead of the one being stored: in worker
+        processes when it reads at least ``prepare_process_min_files`` files, on the run's executor
+        otherwise."""
+        threshold, workers = self.settings.prepare_process_min_files, self.settings.prepare_processes
+        if threshold <= 0 or workers <= 0 or files < threshold:
+            yield (lambda batch, known: run.in_thread(self._prepare, batch, known, options)), 1
+            return
+        with PrepareProcess(options, workers, nice=run.nice) as worker:
+            yield worker.prepare, workers
+
+    def _prepare(
+        self, batch: Sequence[FileEntry], known: dict[str, FileState], options: PrepareOptions
+    ) -> list[FileWrite]:
+        return prepare_files(batch, known, options)
 
     async def embed_pending(self, repo_id: int, model_id: int, state: Progress, run: RunControl | None = None) -> None:
         """Vectors for the repository's chunks that lack one, most useful first, a batch per transaction:

@@ -104,6 +104,11 @@ class RunControl:
         """``fn(*args)`` on the run's executor (its CPU priority)."""
         return asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
+    @property
+    def nice(self) -> int:
+        """The nice value of a worker process that does this run's CPU work: a background run's executor's."""
+        return BACKGROUND_NICE if self.executor is background_executor() else 0
+
 
 @asynccontextmanager
 async def repository_lock(db: Database, repo_id: int, run: RunControl) -> AsyncIterator[None]:
