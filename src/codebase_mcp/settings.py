@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         default=1500, ge=200, description="Chunk budget in characters (about 4 characters per token)."
     )
     prepare_process_min_files: int = Field(
-        default=1000,
+        default=300,
         ge=0,
         description="A run that reads at least this many files reads, chunks and analyses them in a worker "
         "process, beside the process that stores them (0: never; docs/benchmarks/indexing.md).",
