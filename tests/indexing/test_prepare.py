@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from codebase_mcp.core import analysis
@@ -115,3 +118,33 @@ async def test_a_worker_uses_the_senders_corrections_and_hands_back_its_unchecke
     assert b"glorbzzz" in chunk.tsv
     assert prepare.prepare_files(entries, {}, options)[0].chunks[0].tsv == chunk.tsv, "what this process stores"
     assert {"quuxifi", "quuxify"} & set(noted), "the worker's unchecked words come back to be checked"
+
+
+def test_workers_end_when_the_indexing_process_is_killed(tmp_path: Path) -> None:
+    """A process killed with SIGKILL shuts nothing down: its workers notice and end."""
+    (tmp_path / "a.py").write_text("def handler(request):\n    return request\n")
+    script = (
+        "import asyncio, time\n"
+        "from pathlib import Path\n"
+        "from codebase_mcp.indexing.prepare import PrepareOptions, PrepareProcess\n"
+        "from codebase_mcp.indexing.scanner import scan\n"
+        "async def main():\n"
+        "    worker = PrepareProcess(PrepareOptions(1000, 1500, ()), workers=2)\n"
+        f"    entries = scan(Path({str(tmp_path)!r}), 1_000_000).files\n"
+        "    await asyncio.gather(*(worker.prepare(entries, {}) for _ in range(4)))\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        "    asyncio.run(main())\n"
+    )
+    (tmp_path / "holder.py").write_text(script)
+    holder = subprocess.Popen([sys.executable, str(tmp_path / "holder.py")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        workers = psutil.Process(holder.pid).children()
+        assert workers, "the batches were prepared in worker processes"
+    finally:
+        holder.kill()
+        holder.wait()
+    _gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"workers left running: {[p.pid for p in alive]}"

@@ -22,6 +22,8 @@ import hashlib
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -34,6 +36,9 @@ from codebase_mcp.domain import KEYWORD_ONLY, ChunkRow, FileState, FileWrite
 from codebase_mcp.indexing.chunker import Chunk, chunk_file
 from codebase_mcp.indexing.embed_policy import EmbedPolicy
 from codebase_mcp.indexing.scanner import FileEntry, load_file
+
+#: how often a worker looks whether the process that started it is still there
+PARENT_CHECK_SECONDS = 0.5
 
 
 def embedding_text(rel_path: str, symbol: str | None, content: str) -> str:
@@ -111,13 +116,22 @@ def _policy(patterns: tuple[str, ...]) -> EmbedPolicy:
     return EmbedPolicy(patterns)
 
 
-def _start_worker(nice: int) -> None:
+def _start_worker(nice: int, parent: int) -> None:
     # a worker of a stdio MCP server shares its standard output, which carries nothing but MCP messages
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
     if nice:
         with contextlib.suppress(OSError):
             os.nice(nice)
+
+
+def _exit_with(parent: int) -> None:
+    """End the worker once the process that started it is gone (killed: it shut nothing down), instead
+    of waiting for work forever."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _in_worker(
@@ -147,7 +161,7 @@ class PrepareProcess:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(nice,),
+            initargs=(nice, os.getpid()),
         )
 
     def prepare(self, batch: Sequence[FileEntry], known: dict[str, FileState]) -> asyncio.Future[list[FileWrite]]:
