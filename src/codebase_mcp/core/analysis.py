@@ -173,11 +173,12 @@ def note_unchecked(words: Iterable[str]) -> None:
         _unchecked.update(w for w in words if w not in _checked)
 
 
-def server_corrections() -> dict[str, str]:
-    """Every word whose stem the server corrected, with its stem: what ``record_server_stems`` needs to
-    give another process this one's lexicon."""
+def lexicon_snapshot() -> tuple[dict[str, str], int]:
+    """Every word whose stem the server corrected, with its stem, and the generation they make, read
+    together: what ``record_server_stems`` needs to give another process this one's lexicon, and the
+    stamp of what it analyses with it."""
     with _lock:
-        return dict(_server_stem)
+        return dict(_server_stem), _generation
 
 
 def record_server_stems(stems: dict[str, str]) -> set[str]:

@@ -72,6 +72,13 @@ def store_batches(entries: Sequence[FileEntry], max_files: int, max_bytes: int) 
     return batches
 
 
+def _observed(future: asyncio.Future[list[FileWrite]]) -> None:
+    """Retrieve the outcome of a batch prepared ahead and never awaited (a worker that died fails them
+    all), so that asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
 #: sends a batch to be prepared (``indexing/prepare.py``) and gives its writes when ready
 _Prepare = Callable[[Sequence[FileEntry], dict[str, FileState]], "asyncio.Future[list[FileWrite]]"]
 
@@ -196,10 +203,13 @@ class Indexer:
             try:
                 for index, batch in enumerate(batches):
                     run.check()
+                    if not prepared:
+                        prepared.append(prepare(batch, plan.known))
+                        sent += 1
+                    writes = await prepared.popleft()
                     while sent < len(batches) and sent <= index + ahead:
                         prepared.append(prepare(batches[sent], plan.known))
                         sent += 1
-                    writes = await prepared.popleft()
                     async with self.db.connection() as conn:
                         stats = await index_store.store_batch(conn, repo_id, writes, self._batch_timeout_ms)
                         await run.fence(conn, stats)
@@ -215,8 +225,9 @@ class Indexer:
                             await index_store.analyze_chunks(conn, rows_only=True)
                         analyze_at = 2 * state.chunks_created
             finally:
-                for future in prepared:
+                for future in prepared:  # a run stopped or failed: what was sent ahead is not needed
                     future.cancel()
+                    future.add_done_callback(_observed)
         if plan.bulk:  # the postings of a bulk load, in one sorted pass (keyword search used GIN meanwhile)
             built = time.perf_counter()
             async with self.db.connection() as conn:

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -117,13 +118,19 @@ def _policy(patterns: tuple[str, ...]) -> EmbedPolicy:
 
 
 def _start_worker(nice: int, parent: int) -> None:
+    # Ctrl-C at a terminal reaches the whole process group: the indexer's process decides what stops
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # a worker of a stdio MCP server shares its standard output, which carries nothing but MCP messages
-    os.dup2(2, 1)
+    try:
+        os.dup2(2, 1)
+    except OSError:  # no standard error either
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
     sys.stdout = sys.stderr
     threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
     if nice:
         with contextlib.suppress(OSError):
-            os.nice(nice)
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 def _exit_with(parent: int) -> None:
@@ -173,8 +180,7 @@ class PrepareProcess:
             list(batch),
             mine,
             self.options,
-            analysis.server_corrections(),
-            analysis.generation(),
+            *analysis.lexicon_snapshot(),
         )
         return asyncio.ensure_future(self._received(sent))
 
@@ -184,9 +190,14 @@ class PrepareProcess:
         analysis.note_unchecked(words)
         return writes
 
-    def close(self) -> None:
-        """Stop the worker; a batch it is preparing is dropped."""
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers once they are idle; with ``abort`` (the run failed or was stopped), at once:
+        the batches they hold are dropped."""
+        processes = list(getattr(self._pool, "_processes", {}).values()) if abort else []
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:  # up to three batches already sent cannot be cancelled otherwise
+            with contextlib.suppress(Exception):
+                process.terminate()
 
     def __enter__(self) -> PrepareProcess:
         return self
@@ -194,4 +205,4 @@ class PrepareProcess:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        self.close(abort=exc_type is not None)
