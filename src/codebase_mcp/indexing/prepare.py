@@ -190,14 +190,11 @@ class PrepareProcess:
         analysis.note_unchecked(words)
         return writes
 
-    def close(self, abort: bool = False) -> None:
-        """Stop the workers once they are idle; with ``abort`` (the run failed or was stopped), at once:
-        the batches they hold are dropped."""
-        processes = list(getattr(self._pool, "_processes", {}).values()) if abort else []
+    def close(self) -> None:
+        """Stop the workers once they are idle. Batches already handed to them (at most one more than
+        there are workers) are finished and dropped: terminating a worker that holds the pool's queue
+        can leave the process unable to exit (it hung on SIGHUP in tests/cli/test_signals.py)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:  # up to three batches already sent cannot be cancelled otherwise
-            with contextlib.suppress(Exception):
-                process.terminate()
 
     def __enter__(self) -> PrepareProcess:
         return self
@@ -205,4 +202,4 @@ class PrepareProcess:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close(abort=exc_type is not None)
+        self.close()
