@@ -164,3 +164,10 @@ def _running(process: psutil.Process) -> bool:
         return bool(process.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
+
+
+def test_workers_take_the_runs_priority() -> None:
+    from codebase_mcp.indexing.run import BACKGROUND_NICE, RunControl, background_executor
+
+    assert RunControl().nice == 0, "a foreground run's workers keep the terminal's priority"
+    assert RunControl(executor=background_executor()).nice == BACKGROUND_NICE

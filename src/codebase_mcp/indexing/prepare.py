@@ -1,10 +1,10 @@
 """Reading, chunking and analysing the files of one store batch: the CPU work of the store phase.
 
 It is Python under the GIL (about 35 CPU-seconds on issue 10's corpus, docs/benchmarks/indexing.md),
-while storing a batch is mostly PostgreSQL's work. A run that reads many files does it in a worker
-process of its own (``PrepareProcess``), so that it overlaps both the database's work and the indexer's
-own share of the storing on a second core; a small run does it on the run's executor, where starting
-a process would cost more than it saves.
+while storing a batch is mostly PostgreSQL's work. A run that reads many files does it in worker
+processes of its own (``PrepareProcess``), so that it overlaps both the database's work and the
+indexer's own share of the storing on the second core; a small run does it on the run's executor, where
+starting processes would cost more than they save.
 
 The worker analyses keyword text (``core/analysis.py``) with the server's stem corrections that the
 indexer's process knew when it sent the batch, and stamps the chunks with that process's lexicon
@@ -172,7 +172,7 @@ class PrepareProcess:
         )
 
     def prepare(self, batch: Sequence[FileEntry], known: dict[str, FileState]) -> asyncio.Future[list[FileWrite]]:
-        """Send ``batch`` to the worker now; the future gives what ``prepare_files`` would."""
+        """Send ``batch`` to a worker now; the future gives what ``prepare_files`` would."""
         mine = {e.rel_path: known[e.rel_path] for e in batch if e.rel_path in known}
         sent = asyncio.get_running_loop().run_in_executor(
             self._pool,

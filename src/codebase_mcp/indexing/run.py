@@ -107,7 +107,7 @@ class RunControl:
     @property
     def nice(self) -> int:
         """The nice value of a worker process that does this run's CPU work: a background run's executor's."""
-        return BACKGROUND_NICE if self.executor is background_executor() else 0
+        return BACKGROUND_NICE if self.executor is not None and self.executor is _background else 0
 
 
 @asynccontextmanager
