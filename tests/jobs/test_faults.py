@@ -20,11 +20,13 @@ from tests.jobs.test_worker_processes import enqueue, wait_for, worker, worker_e
 N_FILES = 1000
 
 
-def terminate_other_backends(url: str) -> int:
+def terminate_other_backends(url: str, *, busy_only: bool = False) -> int:
+    """Terminate the other sessions of the database (with ``busy_only``, those running a statement)."""
+    busy = " AND state = 'active'" if busy_only else ""
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()" + busy
         ).fetchall()
     return len(rows)
 
@@ -37,13 +39,14 @@ async def test_terminated_connections_mid_job_are_survived(cli_env: dict[str, st
     with worker(worker_env(cli_env), tmp_path / "w.log") as proc:
         killed = 0
         await wait_for(url, job_id, lambda j: j["files_indexed"] >= 60, 60, "60 files")
-        # a kill only hands the job back when it lands while the job's connection is in use, which a
-        # busy machine can make rare: kill every half second until it has been handed back once
+        # a kill only hands the job back when it lands while the job's connection is in use (an idle
+        # pooled connection is replaced unnoticed), which a busy machine can make rare, the more so while
+        # the job waits for its worker processes: look often and kill sessions running a statement
         deadline = time.monotonic() + 120
         while (row := job_row(url, job_id))["attempt"] < 2 and row["status"] not in ended:
             assert time.monotonic() < deadline, f"not handed back after {killed} terminated connections"
-            killed += terminate_other_backends(url)
-            await asyncio.sleep(0.5)
+            killed += terminate_other_backends(url, busy_only=True)
+            await asyncio.sleep(0.02)
         for threshold in (300, 600):  # and again after it resumed
             await wait_for(
                 url, job_id, lambda j, t=threshold: j["files_indexed"] >= t or j["status"] in ended, 60, f"{threshold}"
