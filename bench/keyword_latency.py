@@ -84,8 +84,11 @@ async def main(args: argparse.Namespace) -> None:
             cur = await conn.execute("SELECT array_agg(id) AS ids FROM repositories")
             repos = list((await cur.fetchone())["ids"])
             cur = await conn.execute(
-                "SELECT pg_size_pretty(pg_total_relation_size('bm25_postings')) AS postings, "
+                "SELECT pg_size_pretty(pg_total_relation_size('bm25_blocks')) AS blocks, "
+                " pg_size_pretty(pg_total_relation_size('bm25_postings')) AS postings, "
                 " pg_size_pretty(pg_total_relation_size('chunks')) AS chunks, "
+                " (SELECT count(*) FROM bm25_blocks) AS nb, "
+                " (SELECT coalesce(sum(cardinality(chunk_ids)), 0) FROM bm25_blocks) AS inb, "
                 " (SELECT count(*) FROM bm25_postings) AS n"
             )
             sizes = dict(await cur.fetchone())
@@ -99,7 +102,10 @@ async def main(args: argparse.Namespace) -> None:
             rt.search.model = real
         print(f"# query vectors: {args.query_model} model")
         print(f"# corpus: {files:,} files, {chunks:,} chunks; {len(queries)} queries; depth {args.depth}")
-        print(f"# bm25_postings: {sizes['n']:,} rows, {sizes['postings']} (chunks table {sizes['chunks']})")
+        print(
+            f"# postings: {sizes['inb']:,} in {sizes['nb']:,} blocks, {sizes['blocks']}; delta {sizes['n']:,} rows,"
+            f" {sizes['postings']} (chunks table {sizes['chunks']})"
+        )
         timings: dict[tuple[str, str], list[float]] = {}
         exact_n = 0
         overlap: list[float] = []

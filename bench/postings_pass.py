@@ -1,128 +1,116 @@
-"""What the BM25 postings pass of a bulk load costs, and what does not change it (issue 23).
+"""What the BM25 postings pass of a bulk load costs (issue 23): the blocks (migration 0014) built by one
+or more statements at once, against the former one row per posting.
 
     # a scratch index (never one in use: the script deletes and rebuilds its postings)
     python bench/store_phase.py bench/.corpus/throughput-sdists      # prints its data directory
-    python bench/postings_pass.py --home /tmp/store-phase-XXXX plain unlogged reindex split-lexemes split-ids
+    python bench/postings_pass.py --home /tmp/store-phase-XXXX blocks-1 blocks-2 rows
 
-Times, on the largest repository of the index, the sort of its postings alone, then each way asked of
-building them again (``index_store.finish_bulk_postings`` is ``plain``): ``unlogged`` (the table set
-UNLOGGED first: no write-ahead log), ``reindex`` (inserted without the index, then CREATE INDEX),
-``split-lexemes`` / ``split-ids`` (two statements on two connections at once, split by lexeme range
-or by chunk id range, each balanced on half of the rows). Prints the WAL each statement wrote. Every
-way leaves the same postings and the table as it found it.
+On the largest repository of the index: the sort of its postings alone, then each way asked of
+building them again: ``blocks-N`` (``index_store.build_blocks`` over N ranges of lexemes from
+``lexeme_splits``, on N connections at once; the indexer uses ``POSTINGS_BUILDERS``), ``rows`` (the
+former design: every posting a row of ``bm25_postings`` with its B-tree entry, inserted in index
+order in one statement; deleted again after). Prints time, WAL written and the table sizes. The blocks
+are as the indexer left them at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import time
 from pathlib import Path
 from typing import Any
 
 from codebase_mcp.settings import Settings
+from codebase_mcp.storage import index_store
 from codebase_mcp.storage.database import Database, open_database
 from common import table
 
 SELECT = (
     "SELECT c.repository_id, u.lexeme, c.id, cardinality(u.positions), c.doc_len, "
     "bm25_impact(cardinality(u.positions), c.doc_len) FROM chunks c, unnest(c.tsv) u "
-    "WHERE c.repository_id = %(repo)s {cond} ORDER BY 1, 2, 6 DESC, 3"
+    "WHERE c.repository_id = %(repo)s ORDER BY 1, 2, 6 DESC, 3"
 )
-INSERT = "INSERT INTO bm25_postings (repository_id, lexeme, chunk_id, tf, doc_len, impact) " + SELECT
-INDEX = (
-    "CREATE INDEX bm25_postings_read ON bm25_postings (repository_id, lexeme, impact DESC, chunk_id) "
-    "INCLUDE (tf, doc_len)"
+ROWS = "INSERT INTO bm25_postings (repository_id, lexeme, chunk_id, tf, doc_len, impact) " + SELECT
+SIZES = (
+    "SELECT pg_size_pretty(pg_total_relation_size('bm25_blocks')) AS blocks,"
+    " pg_size_pretty(pg_total_relation_size('bm25_postings')) AS rows,"
+    " (SELECT coalesce(sum(cardinality(chunk_ids)), 0) FROM bm25_blocks WHERE repository_id = %(repo)s) AS in_blocks,"
+    " (SELECT count(*) FROM bm25_postings WHERE repository_id = %(repo)s) AS in_rows"
 )
-SPLITS = {  # the first row past half of the postings, and the condition of each half
-    "split-lexemes": (
-        'SELECT lexeme AS b FROM (SELECT lexeme, sum(df) OVER (ORDER BY lexeme COLLATE "C") AS cum,'
-        " sum(df) OVER () AS total FROM bm25_terms WHERE repository_id = %(repo)s) x"
-        ' WHERE cum * 2 >= total ORDER BY lexeme COLLATE "C" LIMIT 1',
-        ('AND u.lexeme COLLATE "C" <= %(b)s', 'AND u.lexeme COLLATE "C" > %(b)s'),
-    ),
-    "split-ids": (
-        "SELECT id AS b FROM (SELECT id, sum(doc_len) OVER (ORDER BY id) AS cum, sum(doc_len) OVER () AS total"
-        " FROM chunks WHERE repository_id = %(repo)s) x WHERE cum * 2 >= total ORDER BY id LIMIT 1",
-        ("AND c.id <= %(b)s", "AND c.id > %(b)s"),
-    ),
-}
 
 
-async def timed(db: Database, sql: str, params: dict[str, Any]) -> tuple[float, float]:
-    """(seconds, MB of WAL) of one statement in autocommit."""
+async def wal_lsn(db: Database) -> str:
     async with db.connection() as conn:
-        await conn.set_autocommit(True)
-        await conn.execute("SET statement_timeout = 0; SET work_mem = '64MB'; SET maintenance_work_mem = '256MB'")
-        lsn = (await (await conn.execute("SELECT pg_current_wal_lsn() AS l")).fetchone() or {})["l"]
-        started = time.perf_counter()
-        await conn.execute(sql.encode(), params)
-        seconds = time.perf_counter() - started
+        return str((await (await conn.execute("SELECT pg_current_wal_lsn() AS l")).fetchone() or {})["l"])
+
+
+async def wal_since(db: Database, lsn: str) -> float:
+    async with db.connection() as conn:
         cur = await conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s) AS w", (lsn,))
-        return seconds, float((await cur.fetchone() or {})["w"]) / 2**20
+        return float((await cur.fetchone() or {})["w"]) / 2**20
 
 
-async def build(db: Database, way: str, repo: int) -> list[tuple[str, str]]:
-    params: dict[str, Any] = {"repo": repo}
-    rows: list[tuple[str, str]] = []
+async def sizes(db: Database, repo: int) -> dict[str, Any]:
+    async with db.connection() as conn:
+        return dict(await (await conn.execute(SIZES, {"repo": repo})).fetchone() or {})
 
-    async def step(label: str, sql: str, extra: dict[str, Any] | None = None) -> None:
-        seconds, wal = await timed(db, sql, {**params, **(extra or {})})
-        rows.append((f"{way}: {label}", f"{seconds:.1f} s, WAL {wal:,.0f} MB"))
 
-    await step("delete + vacuum", "DELETE FROM bm25_postings WHERE repository_id = %(repo)s")
-    await timed(db, "VACUUM bm25_postings", {})
-    if way == "plain":
-        await step("insert", INSERT.format(cond=""))
-    elif way == "unlogged":
-        await timed(db, "ALTER TABLE bm25_postings SET UNLOGGED", {})
-        await step("insert", INSERT.format(cond=""))
-        await step("set logged again", "ALTER TABLE bm25_postings SET LOGGED")
-    elif way == "reindex":
-        await timed(db, "DROP INDEX bm25_postings_read", {})
-        await step("insert without the index", INSERT.format(cond=""))
-        await step("create index", INDEX)
-    else:
-        bound_sql, conds = SPLITS[way]
+async def build_blocks(db: Database, repo: int, builders: int) -> None:
+    async with db.connection() as conn:
+        await index_store.drop_postings(conn, repo)
+        splits = await index_store.lexeme_splits(conn, repo, builders)
+    bounds: list[str | None] = [None, *splits, None]
+
+    async def part(start: str | None, stop: str | None) -> None:
         async with db.connection() as conn:
-            bound = (await (await conn.execute(bound_sql.encode(), params)).fetchone() or {})["b"]
-        started = time.perf_counter()
-        parts = await asyncio.gather(*(timed(db, INSERT.format(cond=c), {**params, "b": bound}) for c in conds))
-        took = time.perf_counter() - started
-        rows.append((f"{way}: two inserts at once", f"{took:.1f} s (parts {parts[0][0]:.1f}, {parts[1][0]:.1f} s)"))
-    return rows
+            await index_store.build_blocks(conn, repo, start, stop)
+
+    await asyncio.gather(*(part(a, b) for a, b in itertools.pairwise(bounds)))
+
+
+async def build(db: Database, way: str, repo: int, count: int) -> tuple[str, str]:
+    lsn = await wal_lsn(db)
+    started = time.perf_counter()
+    if way == "rows":
+        async with db.connection() as conn:
+            await index_store.drop_postings(conn, repo)
+            await conn.execute("SELECT set_config('statement_timeout', '0', true)")
+            await conn.execute(ROWS.encode(), {"repo": repo})
+    else:
+        await build_blocks(db, repo, int(way.split("-")[1]))
+    seconds = time.perf_counter() - started
+    wal = await wal_since(db, lsn)
+    now = await sizes(db, repo)
+    assert now["in_blocks"] + now["in_rows"] == count, "the postings were not all built again"
+    where = f"rows {now['rows']}" if way == "rows" else f"blocks {now['blocks']}"
+    return way, f"{seconds:.1f} s, WAL {wal:,.0f} MB, {where}"
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("ways", nargs="+", choices=["plain", "unlogged", "reindex", *SPLITS])
+    parser.add_argument("ways", nargs="+", help="blocks-N (N statements at once) or rows")
     args = parser.parse_args()
     db = await open_database(Settings(home=args.home))
     try:
         async with db.connection() as conn:
             cur = await conn.execute(
-                "SELECT repository_id AS r, count(*) AS n FROM bm25_postings GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+                "SELECT repository_id AS r, sum(df) AS n FROM bm25_terms GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
             )
             top = await cur.fetchone()
-            assert top, "no postings in this index: index a folder first (see the docstring)"
-            cur = await conn.execute(
-                "SELECT pg_size_pretty(pg_relation_size('bm25_postings')) AS heap,"
-                " pg_size_pretty(pg_indexes_size('bm25_postings')) AS idx, current_setting('shared_buffers') AS sb"
-            )
-            sizes = await cur.fetchone() or {}
+            assert top, "nothing indexed here: index a folder first (see the docstring)"
         repo, count = int(top["r"]), int(top["n"])
-        rows = [
-            ("postings of the repository", f"{count:,}"),
-            ("table: heap / indexes; shared buffers", f"{sizes['heap']} / {sizes['idx']}; {sizes['sb']}"),
-        ]
-        seconds, _ = await timed(db, f"SELECT count(*) FROM ({SELECT.format(cond='')}) x", {"repo": repo})
-        rows.append(("the rows sorted, nothing written", f"{seconds:.1f} s"))
-        for way in args.ways:
-            rows += await build(db, way, repo)
+        rows = [("postings of the repository", f"{count:,}")]
         async with db.connection() as conn:
-            cur = await conn.execute("SELECT count(*) AS n FROM bm25_postings WHERE repository_id = %s", (repo,))
-            assert (await cur.fetchone() or {})["n"] == count, "the postings were not all built again"
+            await conn.execute("SELECT set_config('statement_timeout', '0', true)")
+            started = time.perf_counter()
+            await conn.execute(f"SELECT count(*) FROM ({SELECT}) x".encode(), {"repo": repo})
+            rows.append(("the postings sorted, nothing written", f"{time.perf_counter() - started:.1f} s"))
+        for way in args.ways:
+            rows.append(await build(db, way, repo, count))
+        await build_blocks(db, repo, 2)  # as the indexer leaves them
     finally:
         await db.close()
     print(table(rows, "BM25 postings pass"))

@@ -25,6 +25,10 @@ from common import table
 from throughput import cpu_seconds
 
 
+def du_mb(path: Path) -> str:
+    return f"{sum(f.stat().st_size for f in path.rglob('*') if f.is_file()) / 2**20:,.0f} MB"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -39,6 +43,16 @@ async def main() -> None:
         progress = await indexer.index(args.folder, run=RunControl(), embed=False)
         wall = time.perf_counter() - started
         cpu1 = cpu_seconds(home)
+        async with db.connection() as conn:
+            await conn.execute("CHECKPOINT")
+            cur = await conn.execute(
+                "SELECT c.relname AS name, pg_total_relation_size(c.oid) AS bytes FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = 'public' "
+                "AND pg_total_relation_size(c.oid) >= 1048576 ORDER BY 2 DESC"
+            )
+            tables = [(str(r["name"]), int(r["bytes"])) for r in await cur.fetchall()]
+            cur = await conn.execute("SELECT pg_database_size(current_database()) AS b")
+            database = int((await cur.fetchone() or {})["b"])
     finally:
         await db.close()
     seconds = progress.seconds
@@ -54,6 +68,13 @@ async def main() -> None:
         ("load average", f"{os.getloadavg()[0]:.1f}"),
     ]
     print(table(rows, f"store phase of {args.folder}"))
+    chunks = max(progress.chunks_created, 1)
+    sizes = [(name, f"{b / 2**20:,.0f} MB, {b / chunks:,.0f} bytes a chunk") for name, b in tables]
+    sizes.append(("database", f"{database / 2**20:,.0f} MB, {database / chunks:,.0f} bytes a chunk"))
+    sizes.append(
+        ("pg_wal / the data directory (after a checkpoint)", f"{du_mb(home / 'pgdata' / 'pg_wal')} / {du_mb(home)}")
+    )
+    print(table(sizes, "sizes, tables with their indexes and TOAST"))
     print(f"\ndata directory: {home}")
 
 

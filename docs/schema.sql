@@ -1,5 +1,5 @@
 -- The current database schema: what the migrations in src/codebase_mcp/storage/migrations/ add up to
--- (the latest is 0013_run_kinds.sql). Generated; do not edit. Change the schema with a new migration, then
+-- (the latest is 0014_postings_blocks.sql). Generated; do not edit. Change the schema with a new migration, then
 -- run `python -m codebase_mcp.storage.schema_dump` from the repository root;
 -- tests/storage/test_schema_dump.py fails while this file is not current.
 
@@ -58,8 +58,47 @@ BEGIN
              AND EXISTS (SELECT 1 FROM repositories x WHERE x.id = o.repository_id)) x
     WHERE p.repository_id = x.repository_id AND p.lexeme = x.lexeme AND p.impact = x.impact
       AND p.chunk_id = x.id;
+    -- each deleted posting leaves its block: the first, in read order, whose key is not before it
+    WITH gone AS (
+        SELECT l.repository_id, l.lexeme, l.last_impact, l.last_chunk, array_agg(g.id) AS ids
+        FROM (SELECT o.repository_id, u.lexeme, o.id, bm25_impact(cardinality(u.positions), o.doc_len) AS impact
+              FROM bm25_old o, unnest(o.tsv) u
+              WHERE NOT EXISTS (SELECT 1 FROM bm25_bulk b WHERE b.repository_id = o.repository_id)
+                AND EXISTS (SELECT 1 FROM repositories x WHERE x.id = o.repository_id)) g
+        CROSS JOIN LATERAL (
+            SELECT b.repository_id, b.lexeme, b.last_impact, b.last_chunk FROM bm25_blocks b
+            WHERE b.repository_id = g.repository_id AND b.lexeme = g.lexeme AND b.last_impact <= g.impact
+              AND (b.last_impact < g.impact OR b.last_chunk >= g.id)
+            ORDER BY b.last_impact DESC, b.last_chunk LIMIT 1) l
+        GROUP BY 1, 2, 3, 4
+    ), kept AS (
+        SELECT h.repository_id, h.lexeme, h.last_impact, h.last_chunk,
+               coalesce(array_agg(e.chunk_id ORDER BY e.n) FILTER (WHERE e.chunk_id <> ALL (h.ids)), '{}') AS chunk_ids,
+               coalesce(array_agg(e.tf ORDER BY e.n) FILTER (WHERE e.chunk_id <> ALL (h.ids)), '{}') AS tfs,
+               coalesce(array_agg(e.doc_len ORDER BY e.n) FILTER (WHERE e.chunk_id <> ALL (h.ids)), '{}') AS doc_lens,
+               coalesce(array_agg(e.impact ORDER BY e.n) FILTER (WHERE e.chunk_id <> ALL (h.ids)), '{}') AS impacts
+        FROM gone h
+        JOIN bm25_blocks b USING (repository_id, lexeme, last_impact, last_chunk)
+        CROSS JOIN LATERAL unnest(b.chunk_ids, b.tfs, b.doc_lens, b.impacts)
+            WITH ORDINALITY AS e(chunk_id, tf, doc_len, impact, n)
+        GROUP BY 1, 2, 3, 4
+        HAVING bool_or(e.chunk_id = ANY (h.ids))  -- a posting of the delta changes no block
+    ), shrunk AS (
+        UPDATE bm25_blocks b SET chunk_ids = k.chunk_ids, tfs = k.tfs, doc_lens = k.doc_lens, impacts = k.impacts
+        FROM kept k
+        WHERE b.repository_id = k.repository_id AND b.lexeme = k.lexeme AND b.last_impact = k.last_impact
+          AND b.last_chunk = k.last_chunk
+          AND cardinality(k.chunk_ids) > 0
+    )
+    DELETE FROM bm25_blocks b USING kept k
+    WHERE b.repository_id = k.repository_id AND b.lexeme = k.lexeme AND b.last_impact = k.last_impact
+          AND b.last_chunk = k.last_chunk
+      AND cardinality(k.chunk_ids) = 0;
     -- a deleted repository (chunks removed by its cascade): all its postings in one range
     DELETE FROM bm25_postings p USING (SELECT DISTINCT repository_id FROM bm25_old) r
+        WHERE p.repository_id = r.repository_id
+          AND NOT EXISTS (SELECT 1 FROM repositories x WHERE x.id = r.repository_id);
+    DELETE FROM bm25_blocks p USING (SELECT DISTINCT repository_id FROM bm25_old) r
         WHERE p.repository_id = r.repository_id
           AND NOT EXISTS (SELECT 1 FROM repositories x WHERE x.id = r.repository_id);
     DELETE FROM bm25_terms t USING (SELECT DISTINCT repository_id FROM bm25_old) r
@@ -171,6 +210,22 @@ CREATE FUNCTION public.tsvector_token_count(tsvector) RETURNS integer
     AS $_$ SELECT coalesce(sum(cardinality(positions)), 0)::integer FROM unnest($1) $_$;
 
 --
+-- Name: bm25_blocks; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.bm25_blocks (
+    repository_id bigint NOT NULL,
+    lexeme text NOT NULL,
+    last_impact real NOT NULL,
+    last_chunk bigint NOT NULL,
+    chunk_ids bigint[] NOT NULL,
+    tfs smallint[] NOT NULL,
+    doc_lens integer[] NOT NULL,
+    impacts real[] NOT NULL
+)
+WITH (toast_tuple_target='8160');
+
+--
 -- Name: bm25_bulk; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -201,6 +256,28 @@ CREATE TABLE public.bm25_postings (
     doc_len integer NOT NULL,
     impact real NOT NULL
 );
+
+--
+-- Name: bm25_posting_rows; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.bm25_posting_rows AS
+ SELECT b.repository_id,
+    b.lexeme,
+    e.chunk_id,
+    (e.tf)::integer AS tf,
+    e.doc_len,
+    e.impact
+   FROM public.bm25_blocks b,
+    LATERAL UNNEST(b.chunk_ids, b.tfs, b.doc_lens, b.impacts) e(chunk_id, tf, doc_len, impact)
+UNION ALL
+ SELECT bm25_postings.repository_id,
+    bm25_postings.lexeme,
+    bm25_postings.chunk_id,
+    bm25_postings.tf,
+    bm25_postings.doc_len,
+    bm25_postings.impact
+   FROM public.bm25_postings;
 
 --
 -- Name: bm25_terms; Type: TABLE; Schema: public; Owner: -
@@ -524,6 +601,12 @@ ALTER TABLE ONLY public.schema_migrations
 
 ALTER TABLE ONLY public.skipped_files
     ADD CONSTRAINT skipped_files_pkey PRIMARY KEY (repository_id, path);
+
+--
+-- Name: bm25_blocks_read; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX bm25_blocks_read ON public.bm25_blocks USING btree (repository_id, lexeme, last_impact DESC, last_chunk);
 
 --
 -- Name: bm25_postings_read; Type: INDEX; Schema: public; Owner: -

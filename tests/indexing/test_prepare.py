@@ -40,7 +40,7 @@ async def _stored(db: Database, project: str) -> tuple[list[tuple[Any, ...]], li
         )
         chunks = [tuple(r.values()) for r in await cur.fetchall()]
         cur = await conn.execute(
-            "SELECT p.lexeme, f.path, c.ordinal, p.tf, p.doc_len, p.impact FROM bm25_postings p "
+            "SELECT p.lexeme, f.path, c.ordinal, p.tf, p.doc_len, p.impact FROM bm25_posting_rows p "
             "JOIN chunks c ON c.id = p.chunk_id JOIN files f ON f.id = c.file_id "
             "JOIN repositories r ON r.id = p.repository_id WHERE r.project_id = %s ORDER BY 1, 2, 3",
             (project,),

@@ -69,6 +69,7 @@ OLD_REBUILD = [
     "UPDATE chunks SET tsv = to_tsvector('english', search_text), "
     "doc_len = tsvector_token_count(to_tsvector('english', search_text))",
     "DELETE FROM bm25_postings",
+    "DELETE FROM bm25_blocks",
     "DELETE FROM bm25_terms",
     "DELETE FROM bm25_docs",
     "INSERT INTO bm25_docs (repository_id, chunks, total_len) "

@@ -45,7 +45,7 @@ async def _stats(db: Database, repo_name: str) -> tuple[dict[str, Any], dict[str
         )
         fresh_terms = {r["lexeme"]: r["df"] for r in await cur.fetchall()}
         postings_sql = (
-            "SELECT lexeme, chunk_id, tf, doc_len, impact FROM bm25_postings WHERE repository_id = %s "
+            "SELECT lexeme, chunk_id, tf, doc_len, impact FROM bm25_posting_rows WHERE repository_id = %s "
             "ORDER BY lexeme, chunk_id"
         )
         cur = await conn.execute(postings_sql, (rid,))
@@ -108,7 +108,7 @@ async def test_statistics_follow_reindexing_and_deletion(db: Database, settings:
         )
         assert (await cur.fetchone() or {})["n"] == 0
         cur = await conn.execute(
-            "SELECT count(*) AS n FROM bm25_postings p "
+            "SELECT count(*) AS n FROM bm25_posting_rows p "
             "WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = p.chunk_id)"
         )
         assert (await cur.fetchone() or {})["n"] == 0
@@ -162,6 +162,102 @@ async def test_bulk_loads_build_the_same_postings(
     await _stats(db, "bulk")
 
 
+async def test_postings_blocks_follow_deletes_and_inserts(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk load stores postings in blocks (migration 0014); later runs delete postings from their
+    blocks (an emptied block goes) and add new ones to the delta. Every posting stays stored once, the
+    blocks stay in read order under their keys, and reads cut to a small depth across blocks and delta
+    give the scores and, when proven, the top of scoring every GIN candidate."""
+    from codebase_mcp.indexing import indexer as indexer_module
+
+    monkeypatch.setattr(indexer_module, "BULK_MIN_FILES", 10)
+    monkeypatch.setattr(index_store, "POSTINGS_PER_BLOCK", 3)
+    monkeypatch.setattr(indexer_module, "POSTINGS_BUILDERS", 3)  # three ranges of lexemes, built at once
+    repo = tmp_path / "blocks"
+    _write_tree(repo, 40)
+    indexer = Indexer(db, FakeEmbeddingModel(), settings)
+    await indexer.index(repo)
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT id FROM repositories WHERE name = 'blocks'")
+        splits = await index_store.lexeme_splits(conn, (await cur.fetchone() or {})["id"], 3)
+        assert len(splits) == 2 and splits == sorted(splits)
+    block_rows = (
+        "SELECT b.lexeme, b.last_impact, b.last_chunk, e.chunk_id, e.impact, bm25_impact(e.tf, e.doc_len) AS due "
+        "FROM bm25_blocks b JOIN repositories r ON r.id = b.repository_id, "
+        " unnest(b.chunk_ids, b.tfs, b.doc_lens, b.impacts) WITH ORDINALITY AS e(chunk_id, tf, doc_len, impact, n) "
+        "WHERE r.name = 'blocks' ORDER BY b.lexeme, b.last_impact DESC, b.last_chunk, e.n"
+    )
+    async with db.connection() as conn:
+        before = await (await conn.execute(block_rows)).fetchall()
+        cur = await conn.execute("SELECT count(*) AS n FROM bm25_postings")
+        assert (await cur.fetchone() or {})["n"] == 0  # all in blocks
+    for i in range(5):
+        (repo / f"m{i}.py").unlink()
+    for i in range(5, 9):
+        (repo / f"m{i}.py").write_text(f"def handler_{i}(request):\n    return reconcile(request, ledger_{i})\n")
+    (repo / "fresh.py").write_text("class Ledger2:\n    def reconcile_1(self, book):\n        return book\n")
+    await indexer.index(repo)
+    await _stats(db, "blocks")  # every posting stored once, in a block or the delta
+    async with db.connection() as conn:
+        after = await (await conn.execute(block_rows)).fetchall()
+        cur = await conn.execute("SELECT count(*) AS n FROM bm25_postings")
+        assert (await cur.fetchone() or {})["n"] > 0  # the new chunks' postings
+        cur = await conn.execute("SELECT count(*) AS n FROM bm25_blocks WHERE cardinality(chunk_ids) = 0")
+        assert (await cur.fetchone() or {})["n"] == 0
+        keys_before = {(r["lexeme"], r["last_chunk"]) for r in before}
+        keys_after = {(r["lexeme"], r["last_chunk"]) for r in after}
+        assert keys_after < keys_before  # blocks emptied by the deletes are gone, none was added
+        assert len(after) < len(before)
+        for lexeme, rows in itertools.groupby(after, key=lambda r: r["lexeme"]):
+            listed = list(rows)
+            order = [(-r["impact"], r["chunk_id"]) for r in listed]
+            assert order == sorted(order), lexeme
+            assert all(r["impact"] == r["due"] for r in listed)
+            assert all((-r["impact"], r["chunk_id"]) <= (-r["last_impact"], r["last_chunk"]) for r in listed)
+        cur = await conn.execute("SELECT array_agg(id) AS ids FROM repositories WHERE name = 'blocks'")
+        repos = (await cur.fetchone() or {})["ids"]
+        monkeypatch.setattr(retrieval, "POSTINGS_DEPTH", 5)
+        monkeypatch.setattr(retrieval, "MIN_DEPTH", 4)
+        for terms in (["reconcile"], ["reconcile", "ledger", "book"], ["request", "parse"]):
+            lexes = query_lexemes(terms)
+            exact = await search_store.keyword_candidates_gin(conn, repos, SearchFilters(), lexes, 3)
+            cut, cut_exact = await retrieval.keyword_search(conn, repos, SearchFilters(), lexes, 3)
+            found = {c.chunk_id: round(c.score, 9) for c in exact}
+            assert cut and all(found.get(c.chunk_id, round(c.score, 9)) == round(c.score, 9) for c in cut)
+            if cut_exact:
+                assert [c.chunk_id for c in cut] == [c.chunk_id for c in exact]
+
+
+async def test_migration_0014_moves_the_postings_into_blocks(db: Database, settings: Settings, tmp_path: Path) -> None:
+    """An index made before migration 0014 holds its postings one per row: the migration's statement
+    moves them into blocks of 128, and keyword searches return the same chunks and scores."""
+    from codebase_mcp.storage.migrate import available_migrations
+
+    repo = tmp_path / "older"
+    _write_tree(repo, 70)  # fewer files than a bulk load: every posting in bm25_postings
+    await Indexer(db, FakeEmbeddingModel(), settings).index(repo)
+    engine = SearchEngine(db, None)
+    queries = ("reconcile ledger book", "handler request", "parse_request", "sorted")
+
+    async def results() -> list[list[tuple[str, int, float]]]:
+        found = [await engine.search(q, mode="keyword", limit=10) for q in queries]
+        return [[(h.path, h.start_line, round(h.score, 9)) for h in r.hits] for r in found]
+
+    before = await results()
+    text = next(sql for version, _, sql in available_migrations() if version == 14)
+    move = text[text.index("-- postings indexed before this migration") : text.index("-- reads (a lexeme's blocks")]
+    async with db.connection() as conn:
+        await conn.execute(move.encode())
+        cur = await conn.execute("SELECT count(*) AS n FROM bm25_postings")
+        assert (await cur.fetchone() or {})["n"] == 0
+        cur = await conn.execute("SELECT max(cardinality(chunk_ids)) AS most, count(*) AS n FROM bm25_blocks")
+        row = await cur.fetchone() or {}
+        assert row["most"] == 128 and row["n"] > 0  # "return" is in more than 128 chunks
+    await _stats(db, "older")
+    assert await results() == before and all(before)
+
+
 async def test_keyword_search_works_while_postings_are_built(
     db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -180,7 +276,7 @@ async def test_keyword_search_works_while_postings_are_built(
         await indexer.index(repo, run=StopAfter(2))
     async with db.connection() as conn:
         cur = await conn.execute(
-            "SELECT count(*) AS n FROM bm25_postings p JOIN repositories r ON r.id = p.repository_id "
+            "SELECT count(*) AS n FROM bm25_posting_rows p JOIN repositories r ON r.id = p.repository_id "
             "WHERE r.name = 'halfway'"
         )
         assert (await cur.fetchone() or {})["n"] == 0

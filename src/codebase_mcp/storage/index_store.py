@@ -23,6 +23,7 @@ from codebase_mcp.storage import locks, search_store
 from codebase_mcp.storage.database import TO_EMBED, Conn
 
 CHUNKS_PER_COPY = 1000  # chunks per COPY statement (the BM25 triggers' work per statement)
+POSTINGS_PER_BLOCK = 128  # postings per row of bm25_blocks (migration 0014)
 FILES_PER_DELETE = 25  # files per DELETE statement (their chunks' postings go with them)
 TSVECTOR_OID = postgres.types["tsvector"].oid
 
@@ -35,6 +36,24 @@ _CHUNK_COLUMNS = (
     "search_text, tsv, doc_len, embed_priority"
 )
 _CHUNK_COPY = f"COPY chunks ({_CHUNK_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)"
+#: A repository's postings as blocks (migration 0014): each lexeme's postings numbered in read order
+#: (impact descending, then chunk id), cut every ``per_block``; a block's key is its last posting. The
+#: lexeme is compared in the "C" collation here only to sort faster (grouping is the same).
+_BUILD_BLOCKS = (
+    "INSERT INTO bm25_blocks (repository_id, lexeme, last_impact, last_chunk, chunk_ids, tfs, doc_lens, impacts) "
+    "SELECT %(repo)s, lexeme, min(impact), (array_agg(chunk_id ORDER BY n DESC))[1], "
+    " array_agg(chunk_id ORDER BY n), array_agg(tf ORDER BY n), array_agg(doc_len ORDER BY n), "
+    " array_agg(impact ORDER BY n) "
+    "FROM (SELECT lexeme, chunk_id, tf, doc_len, impact, "
+    "       row_number() OVER (PARTITION BY lexeme ORDER BY impact DESC, chunk_id) - 1 AS n "
+    '      FROM (SELECT u.lexeme COLLATE "C" AS lexeme, c.id AS chunk_id, '
+    "             cardinality(u.positions)::smallint AS tf, c.doc_len, "
+    "             bm25_impact(cardinality(u.positions), c.doc_len) AS impact "
+    "            FROM chunks c, unnest(c.tsv) u WHERE c.repository_id = %(repo)s "
+    '             AND (%(start)s::text IS NULL OR u.lexeme COLLATE "C" >= %(start)s) '
+    '             AND (%(stop)s::text IS NULL OR u.lexeme COLLATE "C" < %(stop)s)) p) x '
+    "GROUP BY lexeme, n / %(per_block)s"
+)
 _CHUNK_TYPES = [
     "bigint",
     "bigint",
@@ -120,11 +139,11 @@ async def model_id(conn: Conn, name: str) -> int | None:
 
 async def begin_bulk_postings(conn: Conn, repo_id: int) -> None:
     """From now on the repository's postings are not kept per statement; its keyword searches take the
-    GIN path until :func:`finish_bulk_postings` (migration 0009). Its postings are dropped at once."""
+    GIN path until :func:`end_bulk_postings` (migration 0009). Its postings are dropped at once."""
     await conn.execute(
         "INSERT INTO bm25_bulk (repository_id) VALUES (%s) ON CONFLICT (repository_id) DO NOTHING", (repo_id,)
     )
-    await conn.execute("DELETE FROM bm25_postings WHERE repository_id = %s", (repo_id,))
+    await drop_postings(conn, repo_id)
 
 
 async def bulk_postings_pending(conn: Conn, repo_id: int) -> bool:
@@ -134,20 +153,42 @@ async def bulk_postings_pending(conn: Conn, repo_id: int) -> bool:
     return bool(row and row["pending"])
 
 
-async def finish_bulk_postings(conn: Conn, repo_id: int) -> int:
-    """Build all the repository's postings in one pass, in index order, and take it off the bulk list;
-    returns the number of postings. One statement for the whole repository: no statement timeout."""
-    await conn.execute("SELECT set_config('statement_timeout', '0', true), set_config('work_mem', '64MB', true)")
+async def drop_postings(conn: Conn, repo_id: int) -> None:
+    """Delete the repository's postings, blocks and delta (before a bulk build: it is on the bulk list)."""
     await conn.execute("DELETE FROM bm25_postings WHERE repository_id = %s", (repo_id,))
+    await conn.execute("DELETE FROM bm25_blocks WHERE repository_id = %s", (repo_id,))
+
+
+async def lexeme_splits(conn: Conn, repo_id: int, parts: int) -> list[str]:
+    """The first lexeme of each but the first of ``parts`` runs of the repository's lexemes holding
+    about as many postings each (in the "C" collation, as :func:`build_blocks` compares them); fewer
+    when a lexeme holds more than a run's share."""
     cur = await conn.execute(
-        "INSERT INTO bm25_postings (repository_id, lexeme, chunk_id, tf, doc_len, impact) "
-        "SELECT c.repository_id, u.lexeme, c.id, cardinality(u.positions), c.doc_len, "
-        "       bm25_impact(cardinality(u.positions), c.doc_len) "
-        "FROM chunks c, unnest(c.tsv) u WHERE c.repository_id = %s ORDER BY 1, 2, 6 DESC, 3",
-        (repo_id,),
+        'SELECT DISTINCT ON (part) lexeme COLLATE "C" AS lexeme FROM ('
+        ' SELECT lexeme, floor(%(parts)s * (sum(df) OVER (ORDER BY lexeme COLLATE "C") - df)'
+        "  / sum(df) OVER ())::int AS part FROM bm25_terms WHERE repository_id = %(repo)s) x "
+        'WHERE part > 0 ORDER BY part, lexeme COLLATE "C"',
+        {"repo": repo_id, "parts": parts},
     )
+    return [str(r["lexeme"]) for r in await cur.fetchall()]
+
+
+async def build_blocks(conn: Conn, repo_id: int, start: str | None, stop: str | None) -> None:
+    """Build the blocks of the repository's lexemes from ``start`` to before ``stop`` ("C" collation;
+    None: no bound) from its chunks, in one statement (no statement timeout)."""
+    await conn.execute("SELECT set_config('statement_timeout', '0', true), set_config('work_mem', '64MB', true)")
+    await conn.execute(
+        _BUILD_BLOCKS,
+        {"repo": repo_id, "per_block": POSTINGS_PER_BLOCK, "start": start, "stop": stop},
+    )
+
+
+async def end_bulk_postings(conn: Conn, repo_id: int) -> int:
+    """Take the repository off the bulk list (its postings built); returns its number of postings."""
+    cur = await conn.execute("SELECT coalesce(sum(df), 0) AS n FROM bm25_terms WHERE repository_id = %s", (repo_id,))
+    row = await cur.fetchone()
     await conn.execute("DELETE FROM bm25_bulk WHERE repository_id = %s", (repo_id,))
-    return cur.rowcount
+    return int(row["n"]) if row else 0
 
 
 async def clear_repository(conn: Conn, repo_id: int) -> None:

@@ -12,13 +12,13 @@ frequency per lexeme); migration 0008 adds the postings. Nothing read here comes
 ANALYZE or autoanalyze never changes a ranking.
 
 Scoring is BM25 (Lucene's variant, as ``bm25s``: idf = ln(1 + (N - df + 0.5) / (df + 0.5)), tf part
-tf / (tf + k1 (1 - b + b dl / avgdl))), read from **postings** (migration 0008): ``bm25_postings`` holds
-one row per (chunk, lexeme) with the term frequency, the chunk's length and an *impact* (the tf part at a
-fixed reference avgdl of 100), indexed by (repository, lexeme, impact descending) with tf and length
-included, and kept by the same triggers as the statistics. The postings retriever (``storage/retrieval.py``)
-reads, for each query
-lexeme and repository, its ``POSTINGS_DEPTH`` (1,000) best postings by impact (an index-only range
-scan), sums each chunk's parts over the lists it appears in (a lower bound of its score: exact when no
+tf / (tf + k1 (1 - b + b dl / avgdl))), read from **postings**: per (chunk, lexeme) the term frequency,
+the chunk's length and an *impact* (the tf part at a fixed reference avgdl of 100), in read order
+(impact descending, then chunk id), stored in blocks of 128 per lexeme by a bulk load (``bm25_blocks``,
+migration 0014) and one row each for later writes (``bm25_postings``, migration 0008, the delta), kept
+by the same triggers as the statistics. The postings retriever (``storage/retrieval.py``) reads, for
+each query lexeme and repository, its ``POSTINGS_DEPTH`` (1,000) best postings in read order (its first
+blocks merged with the delta's best rows), sums each chunk's parts over the lists it appears in (a lower bound of its score: exact when no
 list was cut), joins the filters, and rescores the best ``4 x limit`` (at least 200) exactly from their
 tsvectors (``setweight`` + ``ts_filter`` keep the query's lexemes, ``unnest`` gives their positions).
 When every lexeme has at most ``POSTINGS_DEPTH`` postings (rare words, identifiers, small projects) this
