@@ -11,16 +11,17 @@ over transition tables): ``bm25_docs`` (chunk count, total length) and ``bm25_te
 frequency per lexeme); migration 0008 adds the postings. Nothing read here comes from ``pg_stats``, so
 ANALYZE or autoanalyze never changes a ranking.
 
-Scoring is BM25 (Lucene's variant, as ``bm25s``: idf = ln(1 + (N - df + 0.5) / (df + 0.5)), tf part
-tf / (tf + k1 (1 - b + b dl / avgdl))), read from **postings**: per (chunk, lexeme) the term frequency,
-the chunk's length and an *impact* (the tf part at a fixed reference avgdl of 100), in read order
-(impact descending, then chunk id), stored in blocks of 128 per lexeme by a bulk load (``bm25_blocks``,
+Scoring is BM25 (Lucene's variant, as ``bm25s``: idf = ln(1 + (N - df + 0.5) / (df + 0.5)), tf part tf /
+(tf + k1 (1 - b + b dl / avgdl))), read from **postings**: per (chunk, lexeme) the term frequency, the
+chunk's length and an *impact* (the tf part at a fixed reference avgdl of 100), in read order (impact
+descending, then chunk id), stored in blocks of 128 per lexeme by a bulk load (``bm25_blocks``,
 migration 0014) and one row each for later writes (``bm25_postings``, migration 0008, the delta), kept
 by the same triggers as the statistics. The postings retriever (``storage/retrieval.py``) reads, for
 each query lexeme and repository, its ``POSTINGS_DEPTH`` (1,000) best postings in read order (its first
-blocks merged with the delta's best rows), sums each chunk's parts over the lists it appears in (a lower bound of its score: exact when no
-list was cut), joins the filters, and rescores the best ``4 x limit`` (at least 200) exactly from their
-tsvectors (``setweight`` + ``ts_filter`` keep the query's lexemes, ``unnest`` gives their positions).
+blocks merged with the delta's best rows), sums each chunk's parts over the lists it appears in (a lower
+bound of its score: exact when no list was cut), joins the filters, and rescores the best ``4 x limit``
+(at least 200) exactly from their tsvectors (``setweight`` + ``ts_filter`` keep the query's lexemes,
+``unnest`` gives their positions).
 When every lexeme has at most ``POSTINGS_DEPTH`` postings (rare words, identifiers, small projects) this
 is exact BM25 over all matching chunks. Otherwise it is the top among the chunks that are among the
 best of at least one lexeme (a WAND-like cut), and still provably exact when the ``limit``-th score is
