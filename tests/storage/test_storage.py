@@ -118,7 +118,7 @@ async def test_the_embedded_server_keeps_its_write_ahead_log_small(server_uri: s
         await conn.execute("SELECT pg_reload_conf()")
         await show(conn, "max_wal_size", "1GB")
         await database._ensure_database(server_uri, "postgres")
-        await show(conn, "max_wal_size", "128MB")
+        await show(conn, "max_wal_size", "64MB")
         await show(conn, "min_wal_size", "32MB")
         # shared_buffers takes effect at the server's next start: the configuration file holds it
         cur = await conn.execute("SELECT setting FROM pg_file_settings WHERE name = 'shared_buffers' ORDER BY seqno")
