@@ -60,7 +60,7 @@ async def sizes(db: Database, repo: int) -> dict[str, Any]:
 
 async def build_blocks(db: Database, repo: int, builders: int) -> None:
     async with db.connection() as conn:
-        await index_store.drop_postings(conn, repo)
+        await index_store.begin_bulk_postings(conn, repo)  # listed: its postings dropped
         splits = await index_store.lexeme_splits(conn, repo, builders)
     bounds: list[str | None] = [None, *splits, None]
 
@@ -69,11 +69,13 @@ async def build_blocks(db: Database, repo: int, builders: int) -> None:
             await index_store.build_blocks(conn, repo, start, stop)
 
     await asyncio.gather(*(part(a, b) for a, b in itertools.pairwise(bounds)))
+    async with db.connection() as conn:
+        await index_store.end_bulk_postings(conn, repo)
 
 
 async def build(db: Database, way: str, repo: int, count: int) -> tuple[str, str]:
     async with db.connection() as conn:  # each way starts from empty tables, their space reusable
-        await index_store.drop_postings(conn, repo)
+        await index_store.begin_bulk_postings(conn, repo)
     async with db.connection() as conn:
         await conn.set_autocommit(True)
         await conn.execute("VACUUM bm25_blocks, bm25_postings")
@@ -84,6 +86,7 @@ async def build(db: Database, way: str, repo: int, count: int) -> tuple[str, str
         async with db.connection() as conn:
             await conn.execute("SELECT set_config('statement_timeout', '0', true)")
             await conn.execute(ROWS.encode(), {"repo": repo})
+            await index_store.end_bulk_postings(conn, repo)
     else:
         await build_blocks(db, repo, int(way.split("-")[1]))
     seconds = time.perf_counter() - started

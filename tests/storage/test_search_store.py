@@ -192,6 +192,11 @@ async def test_postings_blocks_follow_deletes_and_inserts(
         before = await (await conn.execute(block_rows)).fetchall()
         cur = await conn.execute("SELECT count(*) AS n FROM bm25_postings")
         assert (await cur.fetchone() or {})["n"] == 0  # all in blocks
+        # a run that lost its job to one that built the postings finds the repository off the bulk
+        # list, and drops nothing
+        cur = await conn.execute("SELECT id FROM repositories WHERE name = 'blocks'")
+        await index_store.drop_postings(conn, (await cur.fetchone() or {})["id"])
+        assert len(await (await conn.execute(block_rows)).fetchall()) == len(before)
     for i in range(5):
         (repo / f"m{i}.py").unlink()
     for i in range(5, 9):

@@ -154,9 +154,16 @@ async def bulk_postings_pending(conn: Conn, repo_id: int) -> bool:
 
 
 async def drop_postings(conn: Conn, repo_id: int) -> None:
-    """Delete the repository's postings, blocks and delta (before a bulk build: it is on the bulk list)."""
-    await conn.execute("DELETE FROM bm25_postings WHERE repository_id = %s", (repo_id,))
-    await conn.execute("DELETE FROM bm25_blocks WHERE repository_id = %s", (repo_id,))
+    """Delete the repository's postings, blocks and delta, if it is on the bulk list (a run that lost
+    its job to another, which built them and took the repository off the list, deletes nothing)."""
+    for table in ("bm25_postings", "bm25_blocks"):
+        await conn.execute(
+            sql.SQL(
+                "DELETE FROM {} WHERE repository_id = %(repo)s "
+                "AND EXISTS (SELECT 1 FROM bm25_bulk WHERE repository_id = %(repo)s)"
+            ).format(sql.Identifier(table)),
+            {"repo": repo_id},
+        )
 
 
 async def lexeme_splits(conn: Conn, repo_id: int, parts: int) -> list[str]:

@@ -27,7 +27,6 @@ from psycopg import sql
 from codebase_mcp.core import analysis
 from codebase_mcp.domain import Bm25Stats, RetrievedChunk, SearchContext, SearchFilters
 from codebase_mcp.storage.database import TO_EMBED, Conn
-from codebase_mcp.storage.index_store import POSTINGS_PER_BLOCK
 from codebase_mcp.storage.repo_store import SCOPE_ROWS, scope_freshness
 from codebase_mcp.storage.search_store import (
     LOADING_MAX_ROWS,
@@ -143,11 +142,6 @@ class Context:
     arm: str = "context"
 
     def ctes(self, where: sql.Composable) -> list[sql.Composable]:
-        # A lexeme's best ``depth`` postings: its blocks in key order until ``depth`` postings plus a
-        # block have been read (whole blocks before the last one read: they hold at least ``depth``,
-        # and every posting before them in read order), merged with its delta and cut in read order.
-        # The arrays are unnested in the select list (a ProjectSet: 30 % faster than a function scan,
-        # which copies each block's rows into a tuple store); LIMIT counts the unnested rows.
         return [
             sql.SQL(
                 "cx_facts AS (SELECT "
@@ -228,11 +222,12 @@ class PostingsBm25:
         return max(RESCORED_PER_RESULT * self.limit, MIN_RESCORED)
 
     def ctes(self, where: sql.Composable) -> list[sql.Composable]:
-        # A lexeme's best ``depth`` postings: its blocks in key order until ``depth`` postings plus a
-        # block have been read (whole blocks before the last one read: they hold at least ``depth``,
-        # and every posting before them in read order), merged with its delta and cut in read order.
-        # The arrays are unnested in the select list (a ProjectSet: 30 % faster than a function scan,
-        # which copies each block's rows into a tuple store); LIMIT counts the unnested rows.
+        # A lexeme's best ``depth`` postings: its blocks in key order, each unnested in storage order,
+        # are its postings in read order (a block's postings lie between the previous key and its
+        # own, deletes leave keys as bounds), so their first ``depth`` rows are its best; merged with
+        # the delta's best and cut in read order. The arrays are unnested in the select list (a
+        # ProjectSet: 30 % faster than a function scan, which copies each block's rows into a tuple
+        # store); LIMIT counts the unnested rows.
         return [
             sql.SQL(
                 "kw_q AS MATERIALIZED (SELECT w.lexeme, w.df, w.idf, w.avgdl, "
@@ -254,14 +249,14 @@ class PostingsBm25:
                 "   (SELECT unnest(b.chunk_ids) AS chunk_id, unnest(b.tfs)::integer AS tf, "
                 "     unnest(b.doc_lens) AS doc_len, unnest(b.impacts) AS impact "
                 "    FROM bm25_blocks b WHERE b.repository_id = r.id AND b.lexeme = q.lexeme "
-                "    ORDER BY b.last_impact DESC, b.last_chunk LIMIT q.depth + {per_block}) "
+                "    ORDER BY b.last_impact DESC, b.last_chunk LIMIT q.depth) "
                 "   UNION ALL "
                 "   (SELECT p.chunk_id, p.tf, p.doc_len, p.impact FROM bm25_postings p "
                 "    WHERE p.repository_id = r.id AND p.lexeme = q.lexeme "
                 "    ORDER BY p.impact DESC, p.chunk_id LIMIT q.depth)) m "
                 "  ORDER BY m.impact DESC, m.chunk_id LIMIT q.depth) p "
                 " WHERE NOT EXISTS (SELECT 1 FROM bm25_bulk b WHERE b.repository_id = r.id))"
-            ).format(repos=REPOS, per_block=sql.Literal(POSTINGS_PER_BLOCK)),
+            ).format(repos=REPOS),
             sql.SQL(
                 "kw_cuts AS (SELECT repo, lexeme, min(impact) AS impact, idf, avgdl FROM kw_top "
                 " GROUP BY repo, lexeme, depth, idf, avgdl HAVING count(*) >= depth)"
@@ -353,11 +348,6 @@ class Definitions:
     arm: str = "definition"
 
     def ctes(self, where: sql.Composable) -> list[sql.Composable]:
-        # A lexeme's best ``depth`` postings: its blocks in key order until ``depth`` postings plus a
-        # block have been read (whole blocks before the last one read: they hold at least ``depth``,
-        # and every posting before them in read order), merged with its delta and cut in read order.
-        # The arrays are unnested in the select list (a ProjectSet: 30 % faster than a function scan,
-        # which copies each block's rows into a tuple store); LIMIT counts the unnested rows.
         return [
             sql.SQL(
                 "df_named AS MATERIALIZED ("

@@ -10,8 +10,8 @@
 -- at or before its key in read order and after the previous block's key. So a lexeme's best postings are its first blocks in key order, and the block
 -- holding a posting is the first whose key is not before it.
 --
--- Blocks are built in one pass at the end of a bulk load (storage/index_store.py
--- finish_bulk_postings). Smaller writes keep today's path: chunks inserted later get rows in
+-- Blocks are built in one pass at the end of a bulk load (storage/index_store.py build_blocks,
+-- indexing/indexer.py _build_postings). Smaller writes keep today's path: chunks inserted later get rows in
 -- bm25_postings (migration 0008), which is now the *delta*; reads merge both (storage/retrieval.py).
 -- A deleted chunk leaves the block that holds it (the block's key stays: still a bound), an emptied
 -- block is deleted; a delta row is deleted as before. The next bulk load of the repository folds the
