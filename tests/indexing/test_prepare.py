@@ -118,7 +118,7 @@ async def test_a_worker_uses_the_senders_corrections_and_hands_back_its_unchecke
         real_note(words)
 
     monkeypatch.setattr(analysis, "note_unchecked", note)
-    with PrepareProcess(options, workers=1) as worker:
+    async with PrepareProcess(options, workers=1) as worker:
         writes = await worker.prepare(entries, {})
     (chunk,) = writes[0].chunks
     assert chunk.lexicon == generation

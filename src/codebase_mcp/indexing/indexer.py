@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -201,7 +201,7 @@ class Indexer:
         )
         batches = store_batches(plan.to_read, self.settings.store_batch_files, self.settings.store_batch_bytes)
         analyze_at = ANALYZE_AFTER_CHUNKS
-        with self._preparer(len(plan.to_read), options, run) as (prepare, ahead):
+        async with self._preparer(len(plan.to_read), options, run) as (prepare, ahead):
             # pipeline: the next batches are read and chunked while PostgreSQL stores this one
             prepared: deque[asyncio.Future[list[FileWrite]]] = deque()
             sent = 0
@@ -285,8 +285,10 @@ class Indexer:
             async with self.db.connection() as conn:
                 await index_store.analyze_chunks(conn)
 
-    @contextlib.contextmanager
-    def _preparer(self, files: int, options: PrepareOptions, run: RunControl) -> Iterator[tuple[_Prepare, int]]:
+    @contextlib.asynccontextmanager
+    async def _preparer(
+        self, files: int, options: PrepareOptions, run: RunControl
+    ) -> AsyncIterator[tuple[_Prepare, int]]:
         """How this run prepares its batches, and how many ahead of the one being stored: in worker
         processes when it reads at least ``prepare_process_min_files`` files, on the run's executor
         otherwise."""
@@ -294,7 +296,7 @@ class Indexer:
         if threshold <= 0 or workers <= 0 or files < threshold:
             yield (lambda batch, known: run.in_thread(self._prepare, batch, known, options)), 1
             return
-        with PrepareProcess(options, workers, nice=run.nice) as worker:
+        async with PrepareProcess(options, workers, nice=run.nice) as worker:
             yield worker.prepare, workers
 
     def _prepare(

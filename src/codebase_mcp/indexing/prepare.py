@@ -40,6 +40,7 @@ from codebase_mcp.indexing.scanner import FileEntry, load_file
 
 #: how often a worker looks whether the process that started it is still there
 PARENT_CHECK_SECONDS = 0.5
+CLOSE_SECONDS = 20.0  # the longest a run waits for its workers to end (each finishes the batch it holds)
 
 
 def embedding_text(rel_path: str, symbol: str | None, content: str) -> str:
@@ -190,16 +191,35 @@ class PrepareProcess:
         analysis.note_unchecked(words)
         return writes
 
-    def close(self) -> None:
-        """Stop the workers once they are idle. Batches already handed to them (at most one more than
-        there are workers) are finished and dropped: terminating a worker that holds the pool's queue
-        can leave the process unable to exit (it hung on SIGHUP in tests/cli/test_signals.py)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    async def aclose(self) -> None:
+        """Stop the workers once they are idle, and wait for them to end (at most ``CLOSE_SECONDS``).
+        Batches already handed to them (at most one more than there are workers) are finished and
+        dropped: terminating a worker that holds the pool's queue can leave the process unable to exit
+        (it hung on SIGHUP in tests/cli/test_signals.py). Not waiting let the process exit while a
+        worker was still starting (it then failed to read the pool's queue, whose semaphore had gone
+        with the process) or while the pool's thread was closing its pipe (Python 3.11's exit hook then
+        wrote to it): two tracebacks on a Ctrl-C in tests/cli/test_signals.py. The wait runs in a
+        thread of its own, so a worker that never ends keeps neither the event loop nor the exit."""
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
 
-    def __enter__(self) -> PrepareProcess:
+        def set_ended() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        def shut_down() -> None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(set_ended)
+
+        threading.Thread(target=shut_down, name="prepare-close", daemon=True).start()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ended, CLOSE_SECONDS)
+
+    async def __aenter__(self) -> PrepareProcess:
         return self
 
-    def __exit__(
+    async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        await self.aclose()
