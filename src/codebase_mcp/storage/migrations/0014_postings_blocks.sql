@@ -11,7 +11,7 @@
 -- holding a posting is the first whose key is not before it.
 --
 -- Blocks are built in one pass at the end of a bulk load (storage/index_store.py build_blocks,
--- indexing/indexer.py _build_postings). Smaller writes keep today's path: chunks inserted later get rows in
+-- indexing/indexer.py build_postings). Smaller writes keep today's path: chunks inserted later get rows in
 -- bm25_postings (migration 0008), which is now the *delta*; reads merge both (storage/retrieval.py).
 -- A deleted chunk leaves the block that holds it (the block's key stays: still a bound), an emptied
 -- block is deleted; a delta row is deleted as before. The next bulk load of the repository folds the
@@ -44,20 +44,20 @@ BEGIN
     SELECT o.repository_id, u.lexeme, -count(*) FROM bm25_old o, unnest(o.tsv) u
     GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (repository_id, lexeme) DO UPDATE SET df = t.df + EXCLUDED.df;
-    DELETE FROM bm25_postings p
-    USING (SELECT o.repository_id, u.lexeme, o.id, bm25_impact(cardinality(u.positions), o.doc_len) AS impact
-           FROM bm25_old o, unnest(o.tsv) u
-           WHERE NOT EXISTS (SELECT 1 FROM bm25_bulk b WHERE b.repository_id = o.repository_id)
-             AND EXISTS (SELECT 1 FROM repositories x WHERE x.id = o.repository_id)) x
-    WHERE p.repository_id = x.repository_id AND p.lexeme = x.lexeme AND p.impact = x.impact
-      AND p.chunk_id = x.id;
-    -- each deleted posting leaves its block: the first, in read order, whose key is not before it
-    WITH gone AS (
+    -- the deleted postings, once: out of the delta, and out of the block that holds each (the first,
+    -- in read order, whose key is not before it)
+    WITH posting AS MATERIALIZED (
+        SELECT o.repository_id, u.lexeme, o.id, bm25_impact(cardinality(u.positions), o.doc_len) AS impact
+        FROM bm25_old o, unnest(o.tsv) u
+        WHERE NOT EXISTS (SELECT 1 FROM bm25_bulk b WHERE b.repository_id = o.repository_id)
+          AND EXISTS (SELECT 1 FROM repositories x WHERE x.id = o.repository_id)
+    ), delta AS (
+        DELETE FROM bm25_postings p USING posting x
+        WHERE p.repository_id = x.repository_id AND p.lexeme = x.lexeme AND p.impact = x.impact
+          AND p.chunk_id = x.id
+    ), gone AS (
         SELECT l.repository_id, l.lexeme, l.last_impact, l.last_chunk, array_agg(g.id) AS ids
-        FROM (SELECT o.repository_id, u.lexeme, o.id, bm25_impact(cardinality(u.positions), o.doc_len) AS impact
-              FROM bm25_old o, unnest(o.tsv) u
-              WHERE NOT EXISTS (SELECT 1 FROM bm25_bulk b WHERE b.repository_id = o.repository_id)
-                AND EXISTS (SELECT 1 FROM repositories x WHERE x.id = o.repository_id)) g
+        FROM posting g
         CROSS JOIN LATERAL (
             SELECT b.repository_id, b.lexeme, b.last_impact, b.last_chunk FROM bm25_blocks b
             WHERE b.repository_id = g.repository_id AND b.lexeme = g.lexeme AND b.last_impact <= g.impact
