@@ -6,8 +6,8 @@ or more statements at once, against the former one row per posting.
     python bench/postings_pass.py --home /tmp/store-phase-XXXX blocks-1 blocks-2 rows
 
 On the largest repository of the index: the sort of its postings alone, then each way asked of
-building them again: ``blocks-N`` (``index_store.build_blocks`` over N ranges of lexemes from
-``lexeme_splits``, on N connections at once; the indexer uses ``POSTINGS_BUILDERS``), ``rows`` (the
+building them again: ``blocks-N`` (``indexer.build_postings`` with N statements on N connections at once;
+the indexer uses ``POSTINGS_BUILDERS``), ``rows`` (the
 former design: every posting a row of ``bm25_postings`` with its B-tree entry, inserted in index
 order in one statement; deleted again after). Each starts from empty, vacuumed tables after a
 checkpoint; prints its time, the WAL written and the table's size. The blocks are as the indexer left
@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import time
 from pathlib import Path
 from typing import Any
 
+from codebase_mcp.indexing.indexer import build_postings
+from codebase_mcp.indexing.run import RunControl
 from codebase_mcp.settings import Settings
 from codebase_mcp.storage import index_store
 from codebase_mcp.storage.database import Database, open_database
@@ -61,16 +62,7 @@ async def sizes(db: Database, repo: int) -> dict[str, Any]:
 async def build_blocks(db: Database, repo: int, builders: int) -> None:
     async with db.connection() as conn:
         await index_store.begin_bulk_postings(conn, repo)  # listed: its postings dropped
-        splits = await index_store.lexeme_splits(conn, repo, builders)
-    bounds: list[str | None] = [None, *splits, None]
-
-    async def part(start: str | None, stop: str | None) -> None:
-        async with db.connection() as conn:
-            await index_store.build_blocks(conn, repo, start, stop)
-
-    await asyncio.gather(*(part(a, b) for a, b in itertools.pairwise(bounds)))
-    async with db.connection() as conn:
-        await index_store.end_bulk_postings(conn, repo)
+    await build_postings(db, repo, RunControl(), builders)
 
 
 async def build(db: Database, way: str, repo: int, count: int) -> tuple[str, str]:

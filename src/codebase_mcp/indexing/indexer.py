@@ -60,6 +60,36 @@ BULK_MIN_SHARE = 1 / 3
 POSTINGS_BUILDERS = 2
 
 
+async def build_postings(db: Database, repo_id: int, run: RunControl, builders: int | None = None) -> int:
+    """A bulk load's postings, as blocks (migration 0014), built by ``builders`` statements (default
+    ``POSTINGS_BUILDERS``) at once on as many connections, each over a range of lexemes in its own
+    fenced transaction; returns their number. Until the last transaction takes the repository off the
+    bulk list, searches do not read its blocks, so a builder that fails or is fenced out leaves nothing
+    half-read: the next run builds again."""
+    async with db.connection() as conn:
+        await index_store.drop_postings(conn, repo_id)
+        splits = await index_store.lexeme_splits(conn, repo_id, builders or POSTINGS_BUILDERS)
+    bounds: list[str | None] = [None, *splits, None]
+
+    async def build(start: str | None, stop: str | None) -> None:
+        async with db.connection() as conn:
+            await index_store.build_blocks(conn, repo_id, start, stop)
+            await run.fence(conn, BatchStats())
+
+    running = [asyncio.ensure_future(build(a, b)) for a, b in itertools.pairwise(bounds)]
+    try:
+        await asyncio.gather(*running)
+    except BaseException:
+        for builder in running:
+            builder.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+    async with db.connection() as conn:
+        postings = await index_store.end_bulk_postings(conn, repo_id)
+        await run.fence(conn, BatchStats())
+    return postings
+
+
 def store_batches(entries: Sequence[FileEntry], max_files: int, max_bytes: int) -> list[list[FileEntry]]:
     """``entries`` in order, cut into batches of at most ``max_files`` files and ``max_bytes`` bytes (a
     larger file is a batch of its own): one batch is one transaction, bounded in time and memory."""
@@ -235,38 +265,10 @@ class Indexer:
                     future.add_done_callback(_observed)
         if plan.bulk:  # the postings of a bulk load, in one sorted pass (keyword search used GIN meanwhile)
             built = time.perf_counter()
-            postings = await self._build_postings(repo_id, run)
+            postings = await build_postings(self.db, repo_id, run)
             state.seconds["postings"] = time.perf_counter() - built
             log.info("built %d BM25 postings of repository %d in bulk", postings, repo_id)
         return skipped
-
-    async def _build_postings(self, repo_id: int, run: RunControl) -> int:
-        """A bulk load's postings, as blocks (migration 0014), built by ``POSTINGS_BUILDERS`` statements at
-        once on as many connections, each over a range of lexemes in its own fenced transaction. Until
-        the last transaction takes the repository off the bulk list, searches do not read its blocks,
-        so a builder that fails or is fenced out leaves nothing half-read: the next run builds again."""
-        async with self.db.connection() as conn:
-            await index_store.drop_postings(conn, repo_id)
-            splits = await index_store.lexeme_splits(conn, repo_id, POSTINGS_BUILDERS)
-        bounds: list[str | None] = [None, *splits, None]
-
-        async def build(start: str | None, stop: str | None) -> None:
-            async with self.db.connection() as conn:
-                await index_store.build_blocks(conn, repo_id, start, stop)
-                await run.fence(conn, BatchStats())
-
-        builders = [asyncio.ensure_future(build(a, b)) for a, b in itertools.pairwise(bounds)]
-        try:
-            await asyncio.gather(*builders)
-        except BaseException:
-            for builder in builders:
-                builder.cancel()
-            await asyncio.gather(*builders, return_exceptions=True)
-            raise
-        async with self.db.connection() as conn:
-            postings = await index_store.end_bulk_postings(conn, repo_id)
-            await run.fence(conn, BatchStats())
-        return postings
 
     async def _stored(self, repo_id: int, skipped: list[SkippedFile], seen: datetime | None, state: Progress) -> None:
         """The store phase has committed: record what was left out, clear the changes stored, and refresh
